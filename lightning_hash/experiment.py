@@ -1,0 +1,401 @@
+"""What ``python experiments/run.py`` does: wire data, method, trainer, loggers; train; test; write results.
+
+The order of configuration, later entries winning:
+
+1. the method's constructor defaults (``lightning_hash/methods/<name>.py``),
+2. ``experiments/configs/<method>.yaml``: sections ``method:`` (constructor arguments), ``data:`` (DataModule
+   arguments) and ``trainer:``, then ``datasets: {<data name>: {method:, data:, trainer:}}`` for the
+   per-dataset settings of the paper,
+3. ``--config FILE`` (same layout), then the command-line flags and ``--set section.key=value``.
+
+A run lives in one folder (``--output``): ``config.yaml`` (the resolved configuration), ``split.json`` (the
+split, drawn once with the seed and re-read afterwards), ``checkpoints/`` (``last.ckpt`` and the best on the
+``val`` split), the logger's files and ``results.json``. ``--resume last`` re-reads that folder's
+``config.yaml`` and ``split.json`` and continues from ``checkpoints/last.ckpt``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+#: Where the per-method configs live (experiments/configs in a source checkout).
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+RESULTS_FILE = "results.json"
+CONFIG_FILE = "config.yaml"
+SPLIT_FILE = "split.json"
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+def _positive_int(flag: str):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got '{value}'") from None
+        if n <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {n}")
+        return n
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py", description="Train and evaluate a hashing method on a retrieval benchmark.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", required=True, help="method name (see --list)")
+    p.add_argument("--data", default="digits", help="dataset name or path to a .npz/.h5 bundle")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset files (default: per dataset)")
+    p.add_argument("--bits", type=_positive_int("--bits"), default=None, help="code length (default: config)")
+    p.add_argument("--max-epochs", type=_positive_int("--max-epochs"), default=None)
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None)
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, the initialisation and the shuffling")
+    p.add_argument("--output", default=None, help="run folder (default: runs/<method>/<data>/<bits>bits/seed<seed>)")
+    p.add_argument("--resume", default=None, help="'last' (the run folder's last checkpoint) or a checkpoint path")
+    p.add_argument("--devices", default="1", help="number of devices (processes) or 'auto'")
+    p.add_argument("--num-nodes", type=_positive_int("--num-nodes"), default=1)
+    p.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "cuda", "mps", "auto"])
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp, ddp_spawn, fsdp")
+    p.add_argument("--precision", default=None, help="Lightning precision, e.g. 32-true, 16-mixed, bf16-mixed")
+    p.add_argument("--logger", default="wandb", choices=["wandb", "csv", "none"])
+    p.add_argument("--wandb-project", default="lightning-hash")
+    p.add_argument("--wandb-entity", default=None)
+    p.add_argument("--wandb-group", default=None, help="default: <method>-<data>-<bits>bits")
+    p.add_argument("--wandb-tags", nargs="*", default=[])
+    p.add_argument("--config", default=None, help="extra YAML with method:/data:/trainer: sections")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set method.beta=0.3 --set data.val_size=200 "
+                        "(VALUE is parsed as YAML)")
+    p.add_argument("--no-progress-bar", action="store_true", help="disable the progress bar")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+def _deep_update(base: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path) as fh:
+        content = yaml.safe_load(fh) or {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping with sections method:/data:/trainer:, got {type(content).__name__}")
+    unknown = set(content) - {"method", "data", "trainer", "datasets"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}; expected method, data, trainer, datasets")
+    return content
+
+
+def _parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    out: Dict[str, Dict[str, Any]] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("method", "data", "trainer") or not name:
+            raise ValueError(f"--set expects SECTION.KEY=VALUE with SECTION one of method, data, trainer; got '{item}'")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
+
+
+def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_DIR) -> Dict[str, Any]:
+    """The full configuration of a fresh run (method/data/trainer sections plus the run identity)."""
+    import datamodules
+    from lightning_hash import methods
+
+    methods.get(args.method)            # unknown method: ValueError listing the valid names
+    data_name = dataset_name(args.data)   # unknown dataset: ValueError listing the valid names
+    cfg: Dict[str, Any] = {"method": {}, "data": {}, "trainer": {}}
+    method_file = config_dir / f"{args.method}.yaml"
+    if method_file.is_file():
+        content = _read_yaml(method_file)
+        _deep_update(cfg, {k: content.get(k) for k in ("method", "data", "trainer")})
+        _deep_update(cfg, (content.get("datasets") or {}).get(data_name))
+    if args.config:
+        content = _read_yaml(Path(args.config))
+        _deep_update(cfg, {k: content.get(k) for k in ("method", "data", "trainer")})
+        _deep_update(cfg, (content.get("datasets") or {}).get(data_name))
+    if args.bits is not None:
+        cfg["method"]["bits"] = args.bits
+    if args.max_epochs is not None:
+        cfg["trainer"]["max_epochs"] = args.max_epochs
+    if args.batch_size is not None:
+        cfg["data"]["batch_size"] = args.batch_size
+    if args.data_root is not None:
+        cfg["data"]["root"] = args.data_root
+    _deep_update(cfg, _parse_overrides(args.overrides))
+    bits = cfg["method"].setdefault("bits", _constructor_default(args.method, "bits"))
+    if not isinstance(bits, int) or bits <= 0:
+        raise ValueError(f"--bits must be a positive integer, got {bits!r}")
+    if "seed" in _constructor_params(args.method):   # methods that draw random numbers of their own
+        cfg["method"]["seed"] = args.seed
+    cfg["trainer"].setdefault("max_epochs", 50)
+    cfg.update(method_name=args.method, data_name=data_name, data_arg=args.data, bits=bits, seed=args.seed)
+    return cfg
+
+
+def dataset_name(data: str) -> str:
+    """The registry name for ``--data``: a registered name, or ``bundle`` for a path to a .npz/.h5 file."""
+    import datamodules
+    if data in datamodules.available():
+        return data
+    if Path(data).suffix in (".npz", ".h5", ".hdf5"):
+        if not Path(data).is_file():
+            raise FileNotFoundError(f"--data: bundle file not found: {data}")
+        return "bundle"
+    raise ValueError(f"--data: unknown dataset '{data}'; valid names: {', '.join(datamodules.available())}, "
+                     "or a path to a .npz/.h5 bundle")
+
+
+def _constructor_params(method: str) -> Dict[str, Any]:
+    import inspect
+    from lightning_hash import methods
+    return dict(inspect.signature(methods.get(method).__init__).parameters)
+
+
+def _constructor_default(method: str, name: str) -> Any:
+    param = _constructor_params(method).get(name)
+    return None if param is None or param.default is param.empty else param.default
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def check_devices(args: argparse.Namespace) -> None:
+    """Fail early, with the flag's name, on device requests this machine cannot serve."""
+    import torch
+    if args.devices == "auto":
+        return
+    try:
+        n = int(args.devices)
+    except ValueError:
+        raise ValueError(f"--devices expects a positive integer or 'auto', got '{args.devices}'") from None
+    if n <= 0:
+        raise ValueError(f"--devices expects a positive integer or 'auto', got {n}")
+    on_gpu = args.accelerator in ("gpu", "cuda") or (args.accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        available = torch.cuda.device_count()
+        if n > available:
+            raise ValueError(f"--devices {n} asks for {n} GPUs but {available} are visible on this machine")
+    elif args.accelerator in ("cpu", "auto"):
+        cores = os.cpu_count() or 1
+        if n > cores:
+            raise ValueError(f"--devices {n} asks for {n} CPU processes but this machine has {cores} CPU cores; "
+                             f"use --devices {cores} or fewer")
+    if n > 1 and args.strategy in ("auto", None):
+        args.strategy = "ddp"
+
+
+def default_output(cfg: Dict[str, Any]) -> Path:
+    return Path("runs") / cfg["method_name"] / cfg["data_name"] / f"{cfg['bits']}bits" / f"seed{cfg['seed']}"
+
+
+def resolve_resume(resume: Optional[str], output: Path) -> Optional[str]:
+    if resume is None:
+        return None
+    if resume == "last":
+        path = output / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume last: no checkpoint at {path}; start the run without --resume, or "
+                                    "pass --output with the folder of the run to continue")
+        return str(path)
+    if not Path(resume).is_file():
+        raise FileNotFoundError(f"--resume: checkpoint file not found: {resume}")
+    return resume
+
+
+# ---------------------------------------------------------------------------------------------- building blocks
+def build_datamodule(cfg: Dict[str, Any], output: Path):
+    import datamodules
+    dm = datamodules.create(cfg["data_arg"], seed=cfg["seed"], split_file=str(output / SPLIT_FILE), **cfg["data"])
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def build_method(cfg: Dict[str, Any], dm):
+    """The method with dataset-dependent arguments (``<modality>_dim``) filled from the DataModule."""
+    from lightning_hash import methods
+    params = _constructor_params(cfg["method_name"])
+    hparams = dict(cfg["method"])
+    for modality, dim in dm.input_dims.items():
+        key = f"{modality}_dim"
+        if key in params and hparams.get(key) is None and isinstance(dim, int):
+            hparams[key] = dim
+    for key, value in (("num_classes", dm.num_classes),):
+        if key in params and hparams.get(key) is None:
+            hparams[key] = value
+    unknown = set(hparams) - set(params)
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(f"method '{cfg['method_name']}' has no argument(s) {sorted(unknown)}; "
+                         f"valid: {sorted(k for k in params if k != 'self')}")
+    return methods.create(cfg["method_name"], **hparams)
+
+
+def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path):
+    if args.logger == "none":
+        return False
+    if args.logger == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+        return CSVLogger(save_dir=str(output), name="csv", version="")
+    from lightning_hash.wandb_utils import make_wandb_logger
+    return make_wandb_logger(cfg, output, project=args.wandb_project, entity=args.wandb_entity,
+                             group=args.wandb_group, tags=args.wandb_tags)
+
+
+def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, logger, callbacks: Sequence = ()):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from lightning_hash.callbacks import RNGStateCallback
+
+    monitor = f"val/{cfg['select_metric']}/mean"
+    checkpoint = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=monitor, mode="max", save_last=True,
+                                 filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
+    trainer_kwargs = dict(cfg["trainer"])
+    trainer_kwargs.setdefault("num_sanity_val_steps", 0)
+    return pl.Trainer(
+        accelerator=args.accelerator, devices=args.devices if args.devices == "auto" else int(args.devices),
+        num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision, logger=logger,
+        callbacks=[checkpoint, RNGStateCallback(), *callbacks], default_root_dir=str(output),
+        deterministic=True, use_distributed_sampler=False, enable_progress_bar=not args.no_progress_bar,
+        **trainer_kwargs)
+
+
+def library_versions() -> Dict[str, str]:
+    import numpy, pytorch_lightning, torch, torchmetrics
+    out = {"python": platform.python_version(), "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__,
+           "torchmetrics": torchmetrics.__version__, "numpy": numpy.__version__}
+    for name in ("timm", "wandb"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return out
+
+
+def format_table(metrics: Dict[str, float], split: str = "test") -> str:
+    """The final terminal table: one row per task, one column per metric."""
+    rows: Dict[str, Dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == split and parts[2] != "mean":
+            rows.setdefault(parts[2], {})[parts[1]] = value
+    if not rows:
+        return "(no metrics)"
+    columns: List[str] = []
+    for r in rows.values():
+        columns += [c for c in r if c not in columns]
+    width = max(len(t) for t in rows) + 2
+    lines = [f"{split:<{width}}" + "".join(f"{c:>10}" for c in columns)]
+    for task, values in rows.items():
+        lines.append(f"{task:<{width}}" + "".join(f"{values.get(c, float('nan')):>10.4f}" for c in columns))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_dir: Path = DEFAULT_CONFIG_DIR
+         ) -> Dict[str, Any]:
+    """Run one experiment; returns the content of ``results.json``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args, callbacks, config_dir)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        if argv is None:  # command line: a clear message, no traceback from deep inside
+            print(f"run.py: error: {err}", file=sys.stderr)
+            raise SystemExit(2)
+        raise
+
+
+def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dict[str, Any]:
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
+
+    check_devices(args)
+    if args.resume is not None and args.output is None and args.resume == "last":
+        fresh = resolve_config(args, config_dir)
+        output = default_output(fresh)
+    else:
+        fresh = None
+        output = Path(args.output) if args.output else None
+    if args.resume is not None:
+        if output is None:
+            output = Path(args.resume).resolve().parent.parent
+        ckpt_path = resolve_resume(args.resume, output)
+        saved = output / CONFIG_FILE
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume: {saved} not found; it is written when a run starts")
+        with open(saved) as fh:
+            cfg = yaml.safe_load(fh)
+        if args.max_epochs is not None:   # the one setting a resume may change: train for longer
+            cfg["trainer"]["max_epochs"] = args.max_epochs
+    else:
+        cfg = fresh or resolve_config(args, config_dir)
+        output = output or default_output(cfg)
+        ckpt_path = None
+    cfg["select_metric"] = cfg["method"].get("select_metric") or _constructor_default(cfg["method_name"],
+                                                                                       "select_metric") or "mAP@all"
+    if rank_zero_only.rank == 0:
+        output.mkdir(parents=True, exist_ok=True)
+        with open(output / CONFIG_FILE, "w") as fh:
+            yaml.safe_dump(cfg, fh, sort_keys=False)
+
+    pl.seed_everything(cfg["seed"], workers=True, verbose=False)
+    dm = build_datamodule(cfg, output)
+    model = build_method(cfg, dm)
+    logger = build_logger(args, cfg, output)
+    trainer = build_trainer(args, cfg, output, logger, callbacks)
+    if logger:
+        logger.log_hyperparams({"method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"],
+                                "seed": cfg["seed"], "method_args": cfg["method"], "data_args": cfg["data"],
+                                "trainer_args": cfg["trainer"]})
+
+    start = time.time()
+    if model.requires_training:
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path or None
+        test_out = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
+    else:
+        model.fit_once(dm)
+        best = None
+        test_out = trainer.test(model, datamodule=dm, verbose=False)
+    elapsed = time.time() - start
+
+    metrics = {k: float(v) for k, v in (test_out[0] if test_out else {}).items()}
+    ckpt_cb = trainer.checkpoint_callback
+    results = {
+        "method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"], "seed": cfg["seed"],
+        "metrics": metrics,
+        "model_selection": {"monitor": f"val/{cfg['select_metric']}/mean",
+                            "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
+                            "best_checkpoint": best, "last_checkpoint": str(output / "checkpoints" / "last.ckpt")},
+        "curves": model.test_curves,
+        "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
+        "split_file": str(output / SPLIT_FILE), "config": cfg,
+        "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
+                    "strategy": str(args.strategy), "world_size": trainer.world_size},
+        "versions": library_versions(),
+        "command": " ".join([Path(sys.argv[0]).name] + list(sys.argv[1:])),
+    }
+    if trainer.is_global_zero:
+        with open(output / RESULTS_FILE, "w") as fh:
+            json.dump(results, fh, indent=2)
+        if logger and args.logger == "wandb":
+            from lightning_hash.wandb_utils import log_final
+            log_final(logger, results)
+        print(f"\n{cfg['method_name']} on {cfg['data_name']}, {cfg['bits']} bits, seed {cfg['seed']}")
+        print(format_table(metrics))
+        print(f"results: {output / RESULTS_FILE}")
+    return results

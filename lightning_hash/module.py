@@ -1,0 +1,201 @@
+"""The base LightningModule of every hashing method and the one evaluation loop they all share.
+
+A method subclasses :class:`HashingModule`, builds one encoder per modality in ``__init__`` (hyperparameters
+are constructor arguments, saved with ``save_hyperparameters()`` so a checkpoint alone rebuilds it),
+implements :meth:`HashingModule.encode` and ``training_step``. Everything about evaluation lives here:
+
+* for every retrieval task the DataModule declares (query modality, database modality, and the evaluation
+  sets that serve each side), the query set is encoded with the query modality's encoder and the database set
+  with the database modality's encoder, binarised with :func:`~lightning_hash.codes.sign_codes`, and fed to the
+  metrics package together with the items' dataset indices (so results do not depend on DDP sharding);
+* metrics are logged as ``{split}/{metric}/{query}->{database}`` (``mAP@all``, ``mAP@K``, ``P@K``, ``P@r2``,
+  ``R@r2``), plus ``{split}/{metric}/mean`` over tasks, which is what checkpoint selection monitors on the
+  ``val`` split (never on the test queries);
+* at test time the P-R curve (radius 0..bits) and the P@K curve are kept in ``self.test_curves``.
+
+Under DDP every process encodes a contiguous, unpadded shard of each evaluation set; the torchmetrics states
+are concatenated across processes on ``compute()``, so every process logs the same, exact figure and
+``sync_dist`` is not needed (nor correct: averaging mAPs of shards is not the mAP of the whole).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from lightning_hash.codes import sign_codes
+from lightning_hash.metrics import (DEFAULT_TIE_BREAK, HammingMAP, HammingPRCurve, HammingPrecisionAtK,
+                                    HammingRadiusPrecisionRecall)
+
+#: The P@K curve is evaluated at these ranks (those not above the database size).
+P_AT_K_CURVE = (1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+class HashingModule(pl.LightningModule):
+    """Base class: per-modality encoders behind :meth:`encode`, and the shared retrieval evaluation.
+
+    Parameters
+    ----------
+    bits: code length.
+    eval_map_at: rank cut-offs K of the ``mAP@K`` figures (the paper's K, e.g. DJSRH's 50).
+    eval_precision_at: ranks K of the ``P@K`` figures.
+    eval_radius: Hamming radius of ``P@r{radius}`` / ``R@r{radius}``.
+    tie_break: how items at equal Hamming distance are ordered, see
+        :func:`lightning_hash.metrics.functional.mean_average_precision`.
+    select_metric: the metric whose mean over tasks on the ``val`` split selects checkpoints.
+    """
+
+    #: False for methods fitted in closed form (no SGD); ``run.py`` then calls :meth:`fit_once` instead of fit.
+    requires_training: bool = True
+
+    def __init__(self, bits: int, eval_map_at: Sequence[int] = (50,), eval_precision_at: Sequence[int] = (100,),
+                 eval_radius: int = 2, tie_break: str = DEFAULT_TIE_BREAK, select_metric: str = "mAP@all") -> None:
+        super().__init__()
+        if int(bits) <= 0:
+            raise ValueError(f"bits must be a positive integer, got {bits}")
+        if any(int(k) <= 0 for k in list(eval_map_at) + list(eval_precision_at)):
+            raise ValueError("eval_map_at / eval_precision_at must hold positive ranks, "
+                             f"got {list(eval_map_at)} / {list(eval_precision_at)}")
+        self.bits = int(bits)
+        self.eval_map_at = [int(k) for k in eval_map_at]
+        self.eval_precision_at = [int(k) for k in eval_precision_at]
+        self.eval_radius = int(eval_radius)
+        self.tie_break = tie_break
+        self.select_metric = select_metric
+        self._metrics = nn.ModuleDict()          # task name -> MetricCollection, built per stage
+        self._eval_tasks: List[Any] = []
+        self._eval_sets: List[str] = []
+        self.test_curves: Dict[str, Dict[str, List[float]]] = {}
+
+    # ------------------------------------------------------------------ the method's contract
+    def encode(self, batch: Dict[str, torch.Tensor], modality: str) -> torch.Tensor:
+        """Real-valued codes ``[B, bits]`` for ``batch[modality]``; their sign gives the bits."""
+        raise NotImplementedError
+
+    def fit_once(self, datamodule) -> None:  # pragma: no cover - overridden by closed-form methods
+        """Closed-form fitting on the training split (methods with ``requires_training = False``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    @property
+    def epoch_from_one(self) -> int:
+        """The current epoch counted from 1 (epoch schedules such as DJSRH's alpha = sqrt(epoch)).
+
+        Read from the trainer, so a resumed run continues the schedule where it stopped.
+        """
+        trainer = self._trainer
+        return (trainer.current_epoch if trainer is not None else 0) + 1
+
+    # ------------------------------------------------------------------ evaluation
+    def _metric_collection(self, database_size: Optional[int] = None, curves: bool = False) -> MetricCollection:
+        kw = dict(tie_break=self.tie_break)
+        metrics: Dict[str, Any] = {"mAP@all": HammingMAP(top_k=None, **kw)}
+        for k in self.eval_map_at:
+            metrics[f"mAP@{k}"] = HammingMAP(top_k=k, **kw)
+        for k in self.eval_precision_at:
+            metrics[f"P@{k}"] = HammingPrecisionAtK(k=k, **kw)
+        metrics[f"r{self.eval_radius}"] = HammingRadiusPrecisionRecall(radius=self.eval_radius)
+        if curves:
+            metrics["pr_curve"] = HammingPRCurve()
+            for k in P_AT_K_CURVE:
+                if database_size is None or k <= database_size:
+                    metrics.setdefault(f"P@{k}", HammingPrecisionAtK(k=k, **kw))
+        return MetricCollection(metrics, compute_groups=True)
+
+    def _start_eval(self, stage: str) -> None:
+        dm = self.trainer.datamodule
+        if dm is None:
+            raise RuntimeError(f"{type(self).__name__}: evaluation needs a RetrievalDataModule passed to the trainer")
+        self._eval_sets = list(dm.eval_set_names(stage))
+        self._eval_tasks = list(dm.tasks)
+        for task in self._eval_tasks:
+            for set_name in (task.query_set, task.database_set):
+                if set_name not in self._eval_sets:
+                    raise ValueError(f"task {task.name} needs evaluation set '{set_name}', but the datamodule serves "
+                                     f"{self._eval_sets} for stage '{stage}'")
+        self._metrics = nn.ModuleDict({
+            self._task_key(t): self._metric_collection(curves=(stage == "test")) for t in self._eval_tasks
+        }).to(self.device)
+
+    @staticmethod
+    def _task_key(task) -> str:  # ModuleDict keys may not contain '.'; '->' is fine
+        return task.name.replace(".", "_")
+
+    def _eval_step(self, batch: Dict[str, torch.Tensor], dataloader_idx: int) -> None:
+        set_name = self._eval_sets[dataloader_idx]
+        cache: Dict[str, torch.Tensor] = {}
+
+        def codes(modality: str) -> torch.Tensor:
+            if modality not in cache:
+                cache[modality] = sign_codes(self.encode(batch, modality).detach())
+            return cache[modality]
+
+        for task in self._eval_tasks:
+            metrics = self._metrics[self._task_key(task)]
+            if task.query_set == set_name:
+                metrics.update(codes(task.query), batch["label"], "query", indexes=batch["index"])
+            if task.database_set == set_name:
+                metrics.update(codes(task.database), batch["label"], "database", indexes=batch["index"])
+
+    def _end_eval(self, stage: str) -> Dict[str, float]:
+        logged: Dict[str, float] = {}
+        per_metric: Dict[str, List[float]] = {}
+        for task in self._eval_tasks:
+            results = self._metrics[self._task_key(task)].compute()
+            scalars = self._scalar_results(results)
+            for name, value in scalars.items():
+                key = f"{stage}/{name}/{task.name}"
+                logged[key] = value
+                per_metric.setdefault(name, []).append(value)
+            if stage == "test":
+                self.test_curves[task.name] = self._curves(results)
+        for name, values in per_metric.items():
+            logged[f"{stage}/{name}/mean"] = sum(values) / len(values)
+        for key, value in logged.items():
+            # Every process holds the same, already gathered value: no reduction across processes.
+            self.log(key, value, prog_bar=key.startswith("val/mAP@all"), sync_dist=False, rank_zero_only=False)
+        for metrics in self._metrics.values():
+            metrics.reset()
+        return logged
+
+    def _scalar_results(self, results: Dict[str, Any]) -> Dict[str, float]:
+        """Scalar figures of one task; P@K values that only belong to the P@K curve are left out."""
+        flat: Dict[str, Any] = {}
+        for name, value in results.items():
+            if isinstance(value, dict):          # the radius metric returns {"P@r2": ., "R@r2": .}
+                flat.update(value)
+            elif name != "pr_curve":
+                flat[name] = value
+        wanted = {f"P@{k}" for k in self.eval_precision_at}
+        return {name: float(value) for name, value in flat.items()
+                if not (name.startswith("P@") and not name.startswith("P@r") and name not in wanted)}
+
+    @staticmethod
+    def _curves(results: Dict[str, Any]) -> Dict[str, List[float]]:
+        precision, recall = results["pr_curve"]
+        ks = sorted(int(n[2:]) for n in results if n.startswith("P@") and n[2:].isdigit())
+        return {"pr_precision": [float(p) for p in precision], "pr_recall": [float(r) for r in recall],
+                "radius": list(range(len(precision))),
+                "k": ks, "precision_at_k": [float(results[f"P@{k}"]) for k in ks]}
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+        self.test_curves = {}
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")

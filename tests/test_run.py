@@ -1,0 +1,141 @@
+"""experiments/run.py end to end: training, results.json, resumption, DDP, W&B offline, bad input."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from lightning_hash.experiment import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small and fast: the test checks the harness, not DJSRH's best figures.
+FAST = ["--method", "djsrh", "--data", "digits", "--bits", "64", "--logger", "none", "--no-progress-bar",
+        "--set", "method.image_hidden=256", "--set", "method.text_hidden=256",
+        "--set", "method.lr_image=0.05", "--set", "method.lr_text=0.05"]
+SHORT = ["--set", "trainer.limit_train_batches=8"]   # harness tests: a few batches per epoch suffice
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_djsrh_trains_and_beats_random_codes(tmp_path):
+    res = main(FAST + ["--max-epochs", "4", "--output", str(tmp_path / "djsrh")])
+    rnd = main(["--method", "random", "--data", "digits", "--bits", "64", "--logger", "none", "--no-progress-bar",
+                "--output", str(tmp_path / "random")])
+    on_disk = json.loads((tmp_path / "djsrh" / "results.json").read_text())
+    assert on_disk["metrics"] == pytest.approx(res["metrics"])
+    for key in ("method", "data", "bits", "seed", "metrics", "config", "split_file", "versions"):
+        assert key in on_disk
+    assert Path(on_disk["split_file"]).is_file()
+    assert Path(on_disk["model_selection"]["best_checkpoint"]).is_file()
+    for task in ("image->text", "text->image"):
+        for metric in ("mAP@all", "mAP@50", "P@100", "P@r2", "R@r2"):
+            assert f"test/{metric}/{task}" in res["metrics"]
+        trained, chance = res["metrics"][f"test/mAP@all/{task}"], rnd["metrics"][f"test/mAP@all/{task}"]
+        assert trained > chance + 0.15, (task, trained, chance)
+        assert res["curves"][task]["pr_precision"] and res["curves"][task]["precision_at_k"]
+
+
+class _Crash(pl.Callback):
+    """Simulates an interruption: the process dies at the start of epoch ``k`` (after epoch k-1 was saved)."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.k:
+            raise RuntimeError("simulated interruption")
+
+
+class _RecordAlpha(pl.Callback):
+    def __init__(self):
+        self.alphas = {}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.alphas[trainer.current_epoch] = pl_module.alpha
+
+
+def test_resume_last_equals_uninterrupted_run(tmp_path):
+    full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
+    args = FAST + SHORT + ["--max-epochs", "4", "--seed", "3"]
+    full = main(args + ["--output", str(full_dir)])
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        main(args + ["--output", str(cut_dir)], callbacks=[_Crash(2)])
+    assert (cut_dir / "checkpoints" / "last.ckpt").is_file()
+    split_before = (cut_dir / "split.json").read_text()
+    alphas = _RecordAlpha()
+    resumed = main(["--method", "djsrh", "--resume", "last", "--output", str(cut_dir), "--logger", "none",
+                    "--no-progress-bar"], callbacks=[alphas])
+    assert (cut_dir / "split.json").read_text() == split_before
+    assert alphas.alphas == {2: pytest.approx(math.sqrt(3)), 3: pytest.approx(2.0)}
+    a, b = _state(full_dir / "checkpoints" / "last.ckpt"), _state(cut_dir / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed["metrics"] == full["metrics"]
+
+
+def test_ddp_two_cpu_processes_evaluate_like_one(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, str(ROOT / "experiments" / "run.py"), *FAST, *SHORT, "--max-epochs", "1", "--devices", "2",
+           "--accelerator", "cpu", "--strategy", "ddp", "--output", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((out / "results.json").read_text())
+    assert ddp["devices"]["world_size"] == 2
+    # Evaluate the same checkpoint in one process, on the same (re-read) split.
+    from lightning_hash.experiment import build_datamodule
+    from lightning_hash.methods import get
+    dm = build_datamodule(ddp["config"], out)
+    model = get("djsrh").load_from_checkpoint(ddp["model_selection"]["best_checkpoint"], map_location="cpu")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         use_distributed_sampler=False)
+    single = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert set(single) == set(ddp["metrics"])
+    for key, value in single.items():
+        assert value == pytest.approx(ddp["metrics"][key], abs=1e-6), key
+
+
+def test_wandb_offline_run_holds_config_and_summary(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "wb"
+    args = [a for a in FAST if a not in ("--logger", "none")]
+    res = main(args + SHORT + ["--logger", "wandb", "--max-epochs", "1", "--output", str(out)])
+    import wandb
+    wandb.finish()
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    from lightning_hash.wandb_utils import read_offline_run
+    content = read_offline_run(runs[0])
+    assert content["config"]["method"] == "djsrh" and content["config"]["bits"] == 64
+    assert content["config"]["data"] == "digits"
+    key = "test/mAP@all/image->text"
+    assert content["summary"][key] == pytest.approx(res["metrics"][key])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "nope"], "valid methods: .*djsrh"),
+    (["--method", "djsrh", "--data", "nope"], "valid names: .*digits"),
+    (["--method", "djsrh", "--devices", str((os.cpu_count() or 1) + 1)], "CPU cores"),
+    (["--method", "djsrh", "--resume", "last"], "no checkpoint"),
+])
+def test_bad_input_gets_a_clear_error(tmp_path, argv, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        main(argv + ["--output", str(tmp_path / "x"), "--logger", "none"])
+
+
+def test_bits_zero_is_rejected_by_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "run.py"), "--method", "djsrh", "--bits", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--bits expects a positive integer" in proc.stderr
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "run.py"), "--method", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "valid methods" in proc.stderr and "Traceback" not in proc.stderr

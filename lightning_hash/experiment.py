@@ -121,13 +121,10 @@ def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_D
     data_name = dataset_name(args.data)   # unknown dataset: ValueError listing the valid names
     cfg: Dict[str, Any] = {"method": {}, "data": {}, "trainer": {}}
     method_file = config_dir / f"{args.method}.yaml"
-    if method_file.is_file():
-        content = _read_yaml(method_file)
-        _deep_update(cfg, {k: content.get(k) for k in ("method", "data", "trainer")})
-        _deep_update(cfg, (content.get("datasets") or {}).get(data_name))
-    if args.config:
-        content = _read_yaml(Path(args.config))
-        _deep_update(cfg, {k: content.get(k) for k in ("method", "data", "trainer")})
+    files = ([method_file] if method_file.is_file() else []) + ([Path(args.config)] if args.config else [])
+    for path in files:
+        content = _read_yaml(path)
+        _deep_update(cfg, {k: content.get(k) or {} for k in ("method", "data", "trainer")})
         _deep_update(cfg, (content.get("datasets") or {}).get(data_name))
     if args.bits is not None:
         cfg["method"]["bits"] = args.bits
@@ -369,7 +366,9 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         test_out = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
     else:
         model.fit_once(dm)
-        best = None
+        trainer.strategy.connect(model)          # a checkpoint of the fitted model, like a trained one
+        best = str(output / "checkpoints" / "fitted.ckpt")
+        trainer.save_checkpoint(best)
         test_out = trainer.test(model, datamodule=dm, verbose=False)
     elapsed = time.time() - start
 
@@ -380,7 +379,8 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         "metrics": metrics,
         "model_selection": {"monitor": f"val/{cfg['select_metric']}/mean",
                             "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
-                            "best_checkpoint": best, "last_checkpoint": str(output / "checkpoints" / "last.ckpt")},
+                            "best_checkpoint": best,
+                            "last_checkpoint": str(output / "checkpoints" / "last.ckpt") if model.requires_training else best},
         "curves": model.test_curves,
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
         "split_file": str(output / SPLIT_FILE), "config": cfg,

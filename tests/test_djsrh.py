@@ -95,3 +95,35 @@ def test_bad_arguments_are_named():
         DJSRH(bits=8, text_dim=4)
     with pytest.raises(ValueError, match="bits"):
         DJSRH(bits=0, image_dim=4, text_dim=4)
+
+
+def test_raw_image_branch_uses_a_frozen_feature_network_for_S():
+    model = DJSRH(bits=8, text_dim=5, image_backbone="resnet18", pretrained=False, finetune_backbone=True,
+                  image_hidden=0)
+    model.log = lambda *a, **k: None
+    frozen_before = {k: v.clone() for k, v in model.feature_net.state_dict().items()}
+    batch = {"image": torch.rand(4, 3, 32, 32), "text": torch.rand(4, 5)}
+    opt = model.configure_optimizers()
+    loss = model.training_step(batch, 0)
+    loss.backward()
+    opt.step()
+    assert model.encode(batch, "image").shape == (4, 8)
+    assert all(torch.equal(v, model.feature_net.state_dict()[k]) for k, v in frozen_before.items())
+    assert not any(p.requires_grad for p in model.feature_net.parameters())
+    moved = [not torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), frozen_before.values())]
+    assert any(moved)  # the trained backbone moved away from the frozen copy
+
+
+def test_missing_pretrained_weights_give_a_clear_message(monkeypatch):
+    import timm
+    from lightning_hash.nn.backbone import PretrainedWeightsUnavailable
+
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real(*args, **kwargs)
+
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(PretrainedWeightsUnavailable, match="pretrained=False"):
+        DJSRH(bits=8, text_dim=5, image_backbone="resnet18", pretrained=True)

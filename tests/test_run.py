@@ -139,3 +139,29 @@ def test_bits_zero_is_rejected_by_the_command_line(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "run.py"), "--method", "nope"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "valid methods" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("tie_break", ["average", "index"])
+def test_logged_figures_equal_the_functional_metrics_on_the_same_codes(tmp_path, tie_break):
+    """The evaluation loop (sets, modalities, labels, order) against a direct computation on the same codes."""
+    from lightning_hash.experiment import build_datamodule
+    from lightning_hash.methods import get
+    from lightning_hash.metrics import functional as F
+
+    out = tmp_path / tie_break
+    res = main(["--method", "random", "--data", "digits", "--bits", "8", "--logger", "none", "--no-progress-bar",
+                "--output", str(out), "--set", f"method.tie_break={tie_break}"])
+    dm = build_datamodule(res["config"], out)
+    model = get("random").load_from_checkpoint(res["model_selection"]["best_checkpoint"], map_location="cpu")
+
+    def whole(set_name):
+        ds = dm.eval_dataset("test", set_name)
+        return ds.__getitems__(list(range(len(ds))))
+
+    query, database = whole("query"), whole("database")
+    for q_mod, d_mod in (("image", "text"), ("text", "image")):
+        qc, dc = model.encode(query, q_mod), model.encode(database, d_mod)
+        expected = F.mean_average_precision(qc, dc, query["label"], database["label"], tie_break=tie_break)
+        assert res["metrics"][f"test/mAP@all/{q_mod}->{d_mod}"] == pytest.approx(float(expected), abs=1e-6)
+        expected50 = F.mean_average_precision(qc, dc, query["label"], database["label"], top_k=50, tie_break=tie_break)
+        assert res["metrics"][f"test/mAP@50/{q_mod}->{d_mod}"] == pytest.approx(float(expected50), abs=1e-6)

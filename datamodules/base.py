@@ -450,6 +450,10 @@ class RetrievalDataModule(pl.LightningDataModule):
     class_queries: name of a class-semantics entry (e.g. ``"word_vectors"``) to add an evaluation set
         ``"classes"`` (one item per evaluated class) and the task ``<name>->image`` (AgNet's text-based image
         retrieval). On zero-shot splits the test classes are the unseen ones.
+    class_query_database: the evaluation set the ``class_queries`` task searches: ``"database"`` (default) or
+        ``"class_items"``: every item (queries and database of the stage) of the classes the ``"classes"`` set
+        serves, i.e. on a zero-shot test the unseen-class images only (AgNet's TBIR database), even when the
+        image->image database also holds seen items (``database="all"``, AgNet's IBIR protocol).
     **protocol_kwargs: shorthand for ``protocol_args`` entries (``n_query=500``), checked against the protocol.
 
     After ``setup()``: ``name``, ``modalities``, ``input_dims`` (int feature size for vectors, a shape tuple for
@@ -474,7 +478,8 @@ class RetrievalDataModule(pl.LightningDataModule):
                  protocol: Optional[str] = None, protocol_args: Optional[Mapping[str, Any]] = None,
                  modalities: Optional[Sequence[str]] = None, tasks: Optional[Sequence[Any]] = None,
                  drop_last: bool = False, pin_memory: bool = False, flatten_images: Optional[bool] = None,
-                 standardize: bool = False, class_queries: Optional[str] = None, **protocol_kwargs: Any) -> None:
+                 standardize: bool = False, class_queries: Optional[str] = None,
+                 class_query_database: str = "database", **protocol_kwargs: Any) -> None:
         super().__init__()
         from . import protocols as _protocols
         for arg, value in (("batch_size", batch_size), ("num_workers", num_workers)):
@@ -495,6 +500,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         self.flatten_images = self.default_flatten_images if flatten_images is None else bool(flatten_images)
         self.standardize = bool(standardize)
         self.class_queries = class_queries
+        if class_query_database not in ("database", "class_items"):
+            raise ValueError(f"class_query_database must be 'database' or 'class_items', got {class_query_database!r}")
+        self.class_query_database = class_query_database
         self._modalities_arg = None if modalities is None else tuple(modalities)
         self._tasks_arg = None if tasks is None else [RetrievalTask.parse(t) for t in tasks]
         self.protocol = protocol or self.default_protocol
@@ -615,7 +623,8 @@ class RetrievalDataModule(pl.LightningDataModule):
                                  f"{sorted(self.class_semantics)}")
             target = "image" if "image" in self.modalities else self.modalities[0]
             self.input_dims[self.class_queries] = int(self.class_semantics[self.class_queries].shape[1])
-            tasks = list(tasks) + [RetrievalTask(self.class_queries, target, query_set="classes")]
+            tasks = list(tasks) + [RetrievalTask(self.class_queries, target, query_set="classes",
+                                                 database_set=self.class_query_database)]
         for t in tasks:
             for modality, set_name in ((t.query, t.query_set), (t.database, t.database_set)):
                 if set_name == "classes":
@@ -625,9 +634,9 @@ class RetrievalDataModule(pl.LightningDataModule):
                 elif modality not in self.modalities:
                     raise ValueError(f"{self.name}: task {t.name} uses modality '{modality}', but the served "
                                      f"modalities are {list(self.modalities)}")
-                if set_name not in ("query", "database", "classes"):
+                if set_name not in ("query", "database", "classes", "class_items"):
                     raise ValueError(f"{self.name}: task {t.name} names evaluation set '{set_name}'; the sets are "
-                                     "'query', 'database' and (with class_queries) 'classes'")
+                                     "'query', 'database' and (with class_queries) 'classes', 'class_items'")
         if not tasks:
             raise ValueError(f"{self.name}: no retrieval task declared")
         self.tasks = list(tasks)
@@ -692,6 +701,11 @@ class RetrievalDataModule(pl.LightningDataModule):
             return split.val if stage == "val" else split.query
         if set_name == "database":
             return split.val_database if stage == "val" else split.database
+        if set_name == "class_items":
+            classes = self.eval_rows(stage, "classes")
+            rows = np.union1d(self.eval_rows(stage, "query"), self.eval_rows(stage, "database"))
+            member = self._labels[rows][:, classes].sum(axis=1) > 0
+            return rows[member]
         if set_name == "classes":
             if not split.zero_shot:
                 return np.arange(self.num_classes)

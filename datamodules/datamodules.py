@@ -326,7 +326,7 @@ class HandwrittenDataModule(_ZeroShotMixin, _FileDataModule):
     default_protocol = "class_balanced"
     default_protocol_args = {"n_query": 200, "n_train": None}
     default_zero_shot_args = {"n_unseen": 3, "n_query": 100, "database": "unseen"}
-    layout = "handwritten.mat (X: 1x6 cell of views, Y: labels 0..9)"
+    layout = "handwritten.mat (X: 1x6 cell of views, Y: labels 0..9 or 1..10, detected)"
 
     def __init__(self, root: Optional[PathLike] = None, views: Optional[Sequence[str]] = None,
                  zero_shot: bool = False, **kwargs: Any) -> None:
@@ -406,7 +406,10 @@ class Xlsa17DataModule(_FileDataModule):
     default_protocol = "xlsa17"
     layout = "res101.mat (features, labels) + att_splits.mat"
 
-    def __init__(self, root: Optional[PathLike] = None, dataset: str = "AWA1", **kwargs: Any) -> None:
+    def __init__(self, root: Optional[PathLike] = None, dataset: str = "AWA1", zero_shot: bool = True,
+                 **kwargs: Any) -> None:
+        if not zero_shot:   # accepted so that zero-shot configs (zero_shot: true) apply to xlsa17 unchanged
+            raise ValueError("xlsa17 is a zero-shot dataset (its proposed split); zero_shot=False is not available")
         if root is None:
             first = default_root("xlsa17", dataset)
             root = first if first.exists() else default_root("semantics", "xlsa17", dataset)

@@ -1,0 +1,74 @@
+"""Class semantics for zero-shot retrieval on datasets that publish none (CUB-10, CIFAR-10).
+
+AgNet needs, per class, a text vector (the TBIR query) and an attribute vector (the shared space). Neither
+CUB-10 (``cub_googlenet_doc2vec_c10.mat`` does not even name its 10 birds, so xlsa17's CUB attributes cannot be
+matched to its classes) nor CIFAR-10 ships them; these functions derive them, deterministically, and say how:
+
+* :func:`cub10_class_semantics`: ``class_text`` = the mean doc2vec vector of the class's image descriptions
+  (the class's text), ``attributes`` = 1 where that mean exceeds the mean over the 10 classes, per dimension
+  (a binary "described more than average" signature, 300 attributes). Both are class-level side information
+  computed from the descriptions of every class, unseen ones included, as ZSL class descriptions are.
+* :func:`cifar10_class_semantics`: ``word_vectors`` = 300-d word2vec vectors of the class names from the
+  doodle2search release (TU-Berlin list; ``deer`` only exists in the Sketchy list and is taken from there; the
+  names ``automobile`` and ``bird`` are looked up as ``car_(sedan)`` and ``flying_bird``:
+  :data:`CIFAR10_WORD2VEC_NAMES`), ``attributes`` = their sign pattern (``w > 0``, 300 binary attributes):
+  CIFAR-10 has no attributes, so the word-vector space doubles as the attribute space.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, Tuple, Union
+
+import numpy as np
+
+from .arrays import DatasetArrays
+
+#: CIFAR-10 class -> (doodle2search list, class name there)
+CIFAR10_WORD2VEC_NAMES: Dict[str, Tuple[str, str]] = {
+    "airplane": ("tuberlin", "airplane"), "automobile": ("tuberlin", "car_(sedan)"),
+    "bird": ("tuberlin", "flying_bird"), "cat": ("tuberlin", "cat"), "deer": ("sketchy", "deer"),
+    "dog": ("tuberlin", "dog"), "frog": ("tuberlin", "frog"), "horse": ("tuberlin", "horse"),
+    "ship": ("tuberlin", "ship"), "truck": ("tuberlin", "truck"),
+}
+
+
+def cub10_class_semantics(arrays: DatasetArrays, text: str = "text") -> DatasetArrays:
+    """A copy of CUB-10 ``arrays`` with ``class_semantics`` ``class_text`` and ``attributes`` (module docstring)."""
+    if text not in arrays.modalities:
+        raise ValueError(f"cub10_class_semantics: no modality '{text}' (have {sorted(arrays.modalities)})")
+    labels = np.asarray(arrays.labels)
+    if labels.ndim != 1:
+        raise ValueError("cub10_class_semantics: needs single-label data")
+    t = np.asarray(arrays.modalities[text], dtype=np.float64)
+    C = len(arrays.class_names)
+    counts = np.bincount(labels, minlength=C)
+    if np.any(counts == 0):
+        missing = [arrays.class_names[c] for c in np.flatnonzero(counts == 0)]
+        raise ValueError(f"cub10_class_semantics: classes {missing} have no items, so no class text")
+    means = np.stack([t[labels == c].mean(axis=0) for c in range(C)])
+    attributes = (means > means.mean(axis=0, keepdims=True)).astype(np.float32)
+    return replace(arrays, class_semantics={**arrays.class_semantics, "class_text": means.astype(np.float32),
+                                            "attributes": attributes})
+
+
+def cifar10_class_semantics(arrays: DatasetArrays, root: Union[str, Path]) -> DatasetArrays:
+    """A copy of CIFAR-10 ``arrays`` with ``word_vectors`` and ``attributes`` (module docstring).
+
+    ``root``: the ``sketch_word2vec`` folder. A class missing from :data:`CIFAR10_WORD2VEC_NAMES` or from the
+    files raises ``KeyError`` naming it.
+    """
+    from .readers import read_sketch_word2vec
+    lists = {name: read_sketch_word2vec(root, name) for name in ("tuberlin", "sketchy")}
+    rows = []
+    for c in arrays.class_names:
+        if c not in CIFAR10_WORD2VEC_NAMES:
+            raise KeyError(f"cifar10_class_semantics: no word-vector name for class {c!r}")
+        src, name = CIFAR10_WORD2VEC_NAMES[c]
+        sem = lists[src]
+        if name not in sem.class_names:
+            raise KeyError(f"cifar10_class_semantics: {src} has no vector for {name!r} (class {c!r})")
+        rows.append(np.asarray(sem.vectors["word_vectors"][sem.class_names.index(name)], dtype=np.float32))
+    W = np.stack(rows)
+    return replace(arrays, class_semantics={**arrays.class_semantics, "word_vectors": W,
+                                            "attributes": (W > 0).astype(np.float32)})

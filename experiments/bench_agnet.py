@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""AgNet zero-shot benchmark (recorded in docs/agnet.md): AgNet, the no-attribute baseline and random codes.
+
+    OMP_NUM_THREADS=1 python experiments/bench_agnet.py                          # cub10 + cifar10, 16/32/64
+    OMP_NUM_THREADS=1 python experiments/bench_agnet.py --datasets digits --bits 64
+
+Datasets (every split seeded with ``--seed`` and written to ``<output>/<dataset>/split.json``):
+
+* ``cub10``: 600 GoogLeNet/doc2vec pairs, 3 unseen classes drawn with the seed (``n_unseen=3``); IBIR: 60
+  unseen image queries, database = the other 540 images (seen included); TBIR: the 3 unseen class texts (mean
+  doc2vec) against the 180 unseen images. Class attributes: see ``datamodules/zero_shot_semantics.py``.
+* ``cifar10``: GIST-512 (``experiments/extract_gist.py``'s cached bundle), 2 unseen classes drawn with the seed;
+  10,000 random seen training images (the paper's IBIR protocol), 1,000 unseen queries, database = the other
+  59,000 images; TBIR: the 2 unseen class-name word2vec vectors against the 12,000 unseen images.
+* ``digits``: the embedded default, unseen three/six/nine (as ``run.py --method agnet``).
+
+Each cell trains a fixed number of epochs and tests the last model (no checkpoint selection, validation off:
+the validation queries of a zero-shot split are seen classes, and the benchmark must stay short).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: per dataset: epochs (stage 1 + stage 2 for AgNet; noattr trains ``noattr_epochs``) and method settings
+SETTINGS: Dict[str, Dict[str, Any]] = {
+    "digits": dict(stage1=20, epochs=40, noattr_epochs=20, text_key="word_vectors"),
+    "cub10": dict(stage1=30, epochs=60, noattr_epochs=30, text_key="class_text"),
+    "cifar10": dict(stage1=10, epochs=20, noattr_epochs=10, text_key="word_vectors"),
+}
+METHODS = ("random", "agnet_noattr", "agnet")
+
+
+def build_dm(name: str, seed: int, out: Path):
+    import datamodules
+    from datamodules.datamodules import ArraysDataModule, default_root
+    from datamodules.readers import read_bundle, read_cub10
+    from datamodules.zero_shot_semantics import cifar10_class_semantics, cub10_class_semantics
+
+    split_file = out / name / f"split_seed{seed}.json"
+    common = dict(batch_size=32, eval_batch_size=1000, seed=seed, split_file=str(split_file),
+                  modalities=["image"], class_query_database="class_items", standardize=True)
+    if name == "digits":
+        dm = datamodules.create("digits", zero_shot=True, database="all", class_queries="word_vectors", **common)
+    elif name == "cub10":
+        arrays = cub10_class_semantics(read_cub10(default_root("cub10")))
+        dm = ArraysDataModule(arrays, name="cub10", protocol="zero_shot", class_queries="class_text",
+                              protocol_args=dict(n_unseen=3, n_query=60, database="all"), **common)
+    elif name == "cifar10":
+        cache = Path(os.environ.get("LIGHTNING_HASH_CACHE", Path.home() / ".cache" / "lightning_hash")) / "gist"
+        found = sorted(glob.glob(str(cache / "cifar10-gist512-*.npz")))
+        if not found:
+            raise FileNotFoundError(f"no GIST bundle under {cache}; run experiments/extract_gist.py first")
+        arrays = cifar10_class_semantics(read_bundle(found[0]), default_root("semantics", "sketch_word2vec"))
+        dm = ArraysDataModule(arrays, name="cifar10", protocol="zero_shot", class_queries="word_vectors",
+                              protocol_args=dict(n_unseen=2, n_query=1000, n_train=10000, database="all"), **common)
+    else:
+        raise ValueError(f"unknown dataset {name!r}")
+    dm.setup("fit")
+    return dm
+
+
+def run_cell(dm, dataset: str, method: str, bits: int, seed: int) -> Dict[str, float]:
+    import pytorch_lightning as pl
+    from lightning_hash import methods
+
+    cfg = SETTINGS[dataset]
+    pl.seed_everything(seed, verbose=False)
+    if method == "random":
+        model = methods.create("random", bits=bits, seed=seed)
+        epochs = 0
+    else:
+        model = methods.create(method, bits=bits, image_dim=dm.input_dims["image"], num_classes=dm.num_classes,
+                               text_key=cfg["text_key"], optimizer="adam", lr=1e-3, stage1_epochs=cfg["stage1"]
+                               if method == "agnet" else 0)
+        epochs = cfg["epochs"] if method == "agnet" else cfg["noattr_epochs"]
+    trainer = pl.Trainer(max_epochs=max(epochs, 1), logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
+    start = time.time()
+    if epochs:
+        trainer.fit(model, datamodule=dm)
+    out = trainer.test(model, datamodule=dm, verbose=False)[0]
+    res = {k: float(v) for k, v in out.items()}
+    res["seconds"] = round(time.time() - start, 1)
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["cub10", "cifar10"], choices=sorted(SETTINGS))
+    p.add_argument("--bits", nargs="+", type=int, default=[16, 32, 64])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default="runs/bench_agnet")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import logging
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    import torch
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results: List[Dict[str, Any]] = []
+    for ds in args.datasets:
+        dm = build_dm(ds, args.seed, out)
+        tbir = [t.name for t in dm.tasks if t.query_set == "classes"][0]
+        print(f"## {ds}: unseen {dm.unseen_classes}, sizes {dm.split.sizes()}", flush=True)
+        for bits in args.bits:
+            for method in args.methods:
+                r = run_cell(dm, ds, method, bits, args.seed)
+                row = dict(dataset=ds, method=method, bits=bits, seed=args.seed, unseen=dm.unseen_classes,
+                           tbir_mAP=r.get(f"test/mAP@all/{tbir}"), ibir_mAP=r.get("test/mAP@all/image->image"),
+                           ibir_P_r2=r.get("test/P@r2/image->image"), ped_image=r.get("test/PED/image"),
+                           ped_text=r.get(f"test/PED/{SETTINGS[ds]['text_key']}"), seconds=r["seconds"])
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                (out / "bench_agnet.json").write_text(json.dumps(results, indent=1))
+    print("\n| dataset | bits | method | TBIR mAP | IBIR mAP | IBIR P@r2 | PED image (unseen) | PED text (unseen) |")
+    print("|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    for r in results:
+        print(f"| {r['dataset']} | {r['bits']} | {r['method']} | {fmt(r['tbir_mAP'])} | {fmt(r['ibir_mAP'])} | "
+              f"{fmt(r['ibir_P_r2'])} | {fmt(r['ped_image'])} | {fmt(r['ped_text'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,6 +12,13 @@ A run lives in one folder (``--output``): ``config.yaml`` (the resolved configur
 split, drawn once with the seed and re-read afterwards), ``checkpoints/`` (``last.ckpt`` and the best on the
 ``val`` split), the logger's files and ``results.json``. ``--resume last`` re-reads that folder's
 ``config.yaml`` and ``split.json`` and continues from ``checkpoints/last.ckpt``.
+
+Grids: ``--method``, ``--bits`` and ``--seed``/``--seeds`` each take one or more values; ``main`` runs every
+(method, bits, seed) combination in turn as an ordinary single run (one folder, one ``results.json``, one W&B
+run each; W&B groups them by ``<method>-<data>-<bits>bits``). With a grid, ``--output`` is a root and each run
+goes to ``<output>/<method>/<data>/<bits>bits/seed<seed>`` (the default root is ``runs``). ``--sweep FILE``
+reads the same flags from YAML (``{flag: value or [values]}``, e.g. ``experiments/sweeps/wiki.yaml``); flags on
+the command line win. ``--resume`` continues one run, so it is an error with a grid.
 """
 from __future__ import annotations
 
@@ -51,14 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py", description="Train and evaluate a hashing method on a retrieval benchmark.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--method", required=True, help="method name (see --list)")
+    p.add_argument("--method", nargs="+", default=None, help="method name(s); several run as a grid")
     p.add_argument("--data", default="digits", help="dataset name or path to a .npz/.h5 bundle")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files (default: per dataset)")
-    p.add_argument("--bits", type=_positive_int("--bits"), default=None, help="code length (default: config)")
+    p.add_argument("--bits", type=_positive_int("--bits"), nargs="+", default=None,
+                   help="code length(s) (default: config); several run as a grid")
     p.add_argument("--max-epochs", type=_positive_int("--max-epochs"), default=None)
     p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None)
-    p.add_argument("--seed", type=int, default=0, help="seeds the split, the initialisation and the shuffling")
-    p.add_argument("--output", default=None, help="run folder (default: runs/<method>/<data>/<bits>bits/seed<seed>)")
+    p.add_argument("--seed", "--seeds", dest="seed", type=int, nargs="+", default=[0],
+                   help="seed(s): each draws the split, the initialisation and the shuffling; several run as a grid")
+    p.add_argument("--output", default=None, help="run folder (default: runs/<method>/<data>/<bits>bits/seed<seed>); "
+                                                  "with a grid, the root of the run folders")
+    p.add_argument("--sweep", default=None, help="YAML of flags ({flag: value or [values]}) to run as a grid; "
+                                                 "command-line flags win")
     p.add_argument("--resume", default=None, help="'last' (the run folder's last checkpoint) or a checkpoint path")
     p.add_argument("--devices", default="1", help="number of devices (processes) or 'auto'")
     p.add_argument("--num-nodes", type=_positive_int("--num-nodes"), default=1)
@@ -195,8 +207,8 @@ def check_devices(args: argparse.Namespace) -> None:
         args.strategy = "ddp"
 
 
-def default_output(cfg: Dict[str, Any]) -> Path:
-    return Path("runs") / cfg["method_name"] / cfg["data_name"] / f"{cfg['bits']}bits" / f"seed{cfg['seed']}"
+def default_output(cfg: Dict[str, Any], root: str = "runs") -> Path:
+    return Path(root) / cfg["method_name"] / cfg["data_name"] / f"{cfg['bits']}bits" / f"seed{cfg['seed']}"
 
 
 def resolve_resume(resume: Optional[str], output: Path) -> Optional[str]:
@@ -303,12 +315,72 @@ def format_table(metrics: Dict[str, float], split: str = "test") -> str:
 
 
 # ---------------------------------------------------------------------------------------------- main
-def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_dir: Path = DEFAULT_CONFIG_DIR
-         ) -> Dict[str, Any]:
-    """Run one experiment; returns the content of ``results.json``."""
-    args = build_parser().parse_args(argv)
+def sweep_argv(path: str) -> List[str]:
+    """The flags of a sweep file as command-line arguments: ``{bits: [16, 32], set: {method.beta: 0.3}}`` gives
+    ``--bits 16 32 --set method.beta=0.3``; ``true`` is a bare flag."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--sweep: file not found: {path}")
+    with open(path) as fh:
+        content = yaml.safe_load(fh) or {}
+    if not isinstance(content, dict):
+        raise ValueError(f"--sweep {path}: expected a mapping of flags to values, got {type(content).__name__}")
+    out: List[str] = []
+    for key, value in content.items():
+        flag = "--" + str(key).replace("_", "-")
+        if key in ("set", "overrides") and isinstance(value, dict):
+            out += [a for k, v in value.items() for a in ("--set", f"{k}={json.dumps(v)}")]  # JSON is YAML
+        elif value is True:
+            out.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, (list, tuple)):
+            out += [flag, *map(str, value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def grid(args: argparse.Namespace) -> List[argparse.Namespace]:
+    """One namespace per (method, bits, seed), in that order, each with scalar ``method``/``bits``/``seed``."""
+    if not args.method:
+        raise ValueError("--method is required (or a --sweep file with 'method:')")
+    bits_values = args.bits or [None]
+    points = [(m, b, s) for m in args.method for b in bits_values for s in args.seed]
+    if len(set(points)) != len(points):
+        raise ValueError("the grid repeats a (method, bits, seed) combination; list each value once")
+    if len(points) > 1 and args.resume is not None:
+        raise ValueError(f"--resume continues one run, not a grid of {len(points)}; pass one --method, --bits and "
+                         "--seed (or --output with the run folder)")
+    out = []
+    for method, bits, seed in points:
+        sub = argparse.Namespace(**vars(args))
+        sub.method, sub.bits, sub.seed = method, bits, seed
+        if len(points) > 1:          # --output is the root of the grid's run folders
+            sub.output_root, sub.output = (args.output or "runs"), None
+        out.append(sub)
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_dir: Path = DEFAULT_CONFIG_DIR):
+    """Run one experiment and return the content of its ``results.json``; with a grid (several methods, bits or
+    seeds) run each combination and return the list of their results, in (method, bits, seed) order."""
     try:
-        return _run(args, callbacks, config_dir)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--sweep", default=None)
+        known, _ = pre.parse_known_args(argv)
+        full = (sweep_argv(known.sweep) if known.sweep else []) + list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(full)
+        runs = grid(args)
+        if len(runs) == 1:
+            return _run(runs[0], callbacks, config_dir)
+        results = []
+        for i, sub in enumerate(runs):
+            print(f"\n=== grid run {i + 1}/{len(runs)}: {sub.method}, bits {sub.bits}, seed {sub.seed}")
+            results.append(_run(sub, callbacks, config_dir))
+            if sub.logger == "wandb":     # one W&B run per grid point: close this one before the next starts
+                import wandb
+                wandb.finish()
+        return results
     except (ValueError, FileNotFoundError, KeyError) as err:
         if argv is None:  # command line: a clear message, no traceback from deep inside
             print(f"run.py: error: {err}", file=sys.stderr)
@@ -323,7 +395,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
     check_devices(args)
     if args.resume is not None and args.output is None and args.resume == "last":
         fresh = resolve_config(args, config_dir)
-        output = default_output(fresh)
+        output = default_output(fresh, getattr(args, "output_root", "runs"))
     else:
         fresh = None
         output = Path(args.output) if args.output else None
@@ -340,7 +412,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
             cfg["trainer"]["max_epochs"] = args.max_epochs
     else:
         cfg = fresh or resolve_config(args, config_dir)
-        output = output or default_output(cfg)
+        output = output or default_output(cfg, getattr(args, "output_root", "runs"))
         ckpt_path = None
     cfg["select_metric"] = cfg["method"].get("select_metric") or _constructor_default(cfg["method_name"],
                                                                                        "select_metric") or "mAP@all"
@@ -377,6 +449,10 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
     results = {
         "method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"], "seed": cfg["seed"],
         "metrics": metrics,
+        "metric_conventions": {
+            "tie_break": model.tie_break, "empty_queries": "zero", "relevant": "shares at least one label",
+            "mAP@K": "AP over the first K ranks, normalised by the relevant items within them",
+            f"P@r{model.eval_radius}": "per-query mean; 0 for a query with nothing within the radius"},
         "model_selection": {"monitor": f"val/{cfg['select_metric']}/mean",
                             "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
                             "best_checkpoint": best,

@@ -111,11 +111,25 @@ def _wandb_records(path: Path):
             pending = b""
 
 
-def read_offline_run(run_dir: Path) -> Dict[str, Any]:
+def read_offline_run(run_dir: Path, timeout: float = 0.0) -> Dict[str, Any]:
     """Config and final summary of an offline run folder (``wandb/offline-run-*``), without the network.
 
-    Used by the tests and by comparison tools that read runs which were never synced.
+    Used by the tests and by comparison tools that read runs which were never synced. W&B writes the log in a
+    background process that may still be busy after ``wandb.finish()`` returns: with ``timeout`` > 0 this
+    waits (up to ``timeout`` seconds) for the log's closing ``exit`` record; ``complete`` in the result says
+    whether it was seen.
     """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        content = _read_offline_log(Path(run_dir))
+        if content["complete"] or time.monotonic() >= deadline:
+            return content
+        time.sleep(0.25)
+
+
+def _read_offline_log(run_dir: Path) -> Dict[str, Any]:
     import json
 
     from wandb.proto import wandb_internal_pb2 as pb
@@ -123,6 +137,7 @@ def read_offline_run(run_dir: Path) -> Dict[str, Any]:
     logs = sorted(Path(run_dir).glob("run-*.wandb"))
     if not logs:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file (is this an offline W&B run folder?)")
+    complete = False
     config: Dict[str, Any] = {}
     summary: Dict[str, Any] = {}
 
@@ -142,5 +157,7 @@ def read_offline_run(run_dir: Path) -> Dict[str, Any]:
                 summary[key_of(item)] = json.loads(item.value_json)
             for item in record.summary.remove:
                 summary.pop(key_of(item), None)
+        elif kind == "exit":
+            complete = True
     config.pop("_wandb", None)
-    return {"config": config, "summary": summary}
+    return {"config": config, "summary": summary, "complete": complete}

@@ -114,7 +114,8 @@ def test_wandb_offline_run_holds_config_and_summary(tmp_path, monkeypatch):
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
     from lightning_hash.wandb_utils import read_offline_run
-    content = read_offline_run(runs[0])
+    content = read_offline_run(runs[0], timeout=60)
+    assert content["complete"]
     assert content["config"]["method"] == "djsrh" and content["config"]["bits"] == 64
     assert content["config"]["data"] == "digits"
     key = "test/mAP@all/image->text"

@@ -30,7 +30,7 @@ from lightning_hash.codes import sign_codes
 from lightning_hash.metrics import (DEFAULT_TIE_BREAK, HammingMAP, HammingPRCurve, HammingPrecisionAtK,
                                     HammingRadiusPrecisionRecall)
 
-#: The P@K curve is evaluated at these ranks (those not above the database size).
+#: The P@K curve is evaluated at these ranks.
 P_AT_K_CURVE = (1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
@@ -104,7 +104,7 @@ class HashingModule(pl.LightningModule):
         return trainer.global_step % every == 0
 
     # ------------------------------------------------------------------ evaluation
-    def _metric_collection(self, database_size: Optional[int] = None, curves: bool = False) -> MetricCollection:
+    def _metric_collection(self, curves: bool = False) -> MetricCollection:
         kw = dict(tie_break=self.tie_break)
         metrics: Dict[str, Any] = {"mAP@all": HammingMAP(top_k=None, **kw)}
         for k in self.eval_map_at:
@@ -114,9 +114,8 @@ class HashingModule(pl.LightningModule):
         metrics[f"r{self.eval_radius}"] = HammingRadiusPrecisionRecall(radius=self.eval_radius)
         if curves:
             metrics["pr_curve"] = HammingPRCurve()
-            for k in P_AT_K_CURVE:
-                if database_size is None or k <= database_size:
-                    metrics.setdefault(f"P@{k}", HammingPrecisionAtK(k=k, **kw))
+            for k in P_AT_K_CURVE:  # P@K with K > N divides by K, as defined
+                metrics.setdefault(f"P@{k}", HammingPrecisionAtK(k=k, **kw))
         return MetricCollection(metrics, compute_groups=True)
 
     def _start_eval(self, stage: str) -> None:

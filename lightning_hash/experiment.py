@@ -264,13 +264,14 @@ def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path):
                              group=args.wandb_group, tags=args.wandb_tags)
 
 
-def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, logger, callbacks: Sequence = ()):
+def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, logger, model,
+                  callbacks: Sequence = ()):
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from lightning_hash.callbacks import RNGStateCallback
 
-    monitor = f"val/{cfg['select_metric']}/mean"
+    monitor = f"val/{model.select_metric}/mean"   # the method's own setting, never the test split
     checkpoint = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=monitor, mode="max", save_last=True,
                                  filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
     trainer_kwargs = dict(cfg["trainer"])
@@ -414,8 +415,6 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         cfg = fresh or resolve_config(args, config_dir)
         output = output or default_output(cfg, getattr(args, "output_root", "runs"))
         ckpt_path = None
-    cfg["select_metric"] = cfg["method"].get("select_metric") or _constructor_default(cfg["method_name"],
-                                                                                       "select_metric") or "mAP@all"
     if rank_zero_only.rank == 0:
         output.mkdir(parents=True, exist_ok=True)
         with open(output / CONFIG_FILE, "w") as fh:
@@ -425,7 +424,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
     dm = build_datamodule(cfg, output)
     model = build_method(cfg, dm)
     logger = build_logger(args, cfg, output)
-    trainer = build_trainer(args, cfg, output, logger, callbacks)
+    trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:
         logger.log_hyperparams({"method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"],
                                 "seed": cfg["seed"], "method_args": cfg["method"], "data_args": cfg["data"],
@@ -453,7 +452,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
             "tie_break": model.tie_break, "empty_queries": "zero", "relevant": "shares at least one label",
             "mAP@K": "AP over the first K ranks, normalised by the relevant items within them",
             f"P@r{model.eval_radius}": "per-query mean; 0 for a query with nothing within the radius"},
-        "model_selection": {"monitor": f"val/{cfg['select_metric']}/mean",
+        "model_selection": {"monitor": f"val/{model.select_metric}/mean",
                             "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
                             "best_checkpoint": best,
                             "last_checkpoint": str(output / "checkpoints" / "last.ckpt") if model.requires_training else best},

@@ -126,7 +126,6 @@ def _parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, Any]]:
 
 def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_DIR) -> Dict[str, Any]:
     """The full configuration of a fresh run (method/data/trainer sections plus the run identity)."""
-    import datamodules
     from lightning_hash import methods
 
     methods.get(args.method)            # unknown method: ValueError listing the valid names

@@ -19,7 +19,7 @@ are concatenated across processes on ``compute()``, so every process logs the sa
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import pytorch_lightning as pl
 import torch

@@ -47,7 +47,6 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule

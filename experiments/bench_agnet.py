@@ -27,7 +27,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,21 +43,25 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
 METHODS = ("random", "agnet_noattr", "agnet")
 
 
-def build_dm(name: str, seed: int, out: Path):
+def build_dm(name: str, seed: int, out: Path, n_val_classes: int = 0):
     import datamodules
     from datamodules.datamodules import ArraysDataModule, default_root
     from datamodules.readers import read_bundle, read_cub10
     from datamodules.zero_shot_semantics import cifar10_class_semantics, cub10_class_semantics
 
-    split_file = out / name / f"split_seed{seed}.json"
+    tag = f"_val{n_val_classes}" if n_val_classes else ""
+    split_file = out / name / f"split_seed{seed}{tag}.json"
     common = dict(batch_size=32, eval_batch_size=1000, seed=seed, split_file=str(split_file),
                   modalities=["image"], class_query_database="class_items", standardize=True)
     if name == "digits":
-        dm = datamodules.create("digits", zero_shot=True, database="all", class_queries="word_vectors", **common)
+        extra = dict(n_val_classes=n_val_classes) if n_val_classes else {}
+        dm = datamodules.create("digits", zero_shot=True, database="all", class_queries="word_vectors", **extra,
+                                **common)
     elif name == "cub10":
         arrays = cub10_class_semantics(read_cub10(default_root("cub10")))
         dm = ArraysDataModule(arrays, name="cub10", protocol="zero_shot", class_queries="class_text",
-                              protocol_args=dict(n_unseen=3, n_query=60, database="all"), **common)
+                              protocol_args=dict(n_unseen=3, n_query=60, database="all",
+                                                  n_val_classes=n_val_classes), **common)
     elif name == "cifar10":
         cache = Path(os.environ.get("LIGHTNING_HASH_CACHE", Path.home() / ".cache" / "lightning_hash")) / "gist"
         found = sorted(glob.glob(str(cache / "cifar10-gist512-*.npz")))
@@ -63,14 +69,39 @@ def build_dm(name: str, seed: int, out: Path):
             raise FileNotFoundError(f"no GIST bundle under {cache}; run experiments/extract_gist.py first")
         arrays = cifar10_class_semantics(read_bundle(found[0]), default_root("semantics", "sketch_word2vec"))
         dm = ArraysDataModule(arrays, name="cifar10", protocol="zero_shot", class_queries="word_vectors",
-                              protocol_args=dict(n_unseen=2, n_query=1000, n_train=10000, database="all"), **common)
+                              protocol_args=dict(n_unseen=2, n_query=1000, n_train=10000, database="all",
+                                                  n_val_classes=n_val_classes), **common)
     else:
         raise ValueError(f"unknown dataset {name!r}")
     dm.setup("fit")
     return dm
 
 
-def run_cell(dm, dataset: str, method: str, bits: int, seed: int) -> Dict[str, float]:
+#: the model-selection grid (``--select-on-val``): epochs are multiples of SETTINGS; every cell is scored on the
+#: validation classes (seen classes held out of training), never on the unseen test classes
+GRID: Dict[str, List[Dict[str, float]]] = {
+    "agnet": [dict(stage1_scale=s, weight_decay=wd, attributes=a) for a in ("binary", "soft") for s in (0.2, 1.0)
+              for wd in (0.0, 1e-3)],
+    "agnet_noattr": [dict(epochs_scale=s, weight_decay=wd) for s in (0.34, 1.0) for wd in (0.0, 1e-3)],
+}
+
+
+def cell_settings(dataset: str, method: str, choice: Dict[str, float]) -> Dict[str, Any]:
+    """Epochs and optimiser settings of one cell from the dataset's SETTINGS and a grid choice."""
+    cfg = SETTINGS[dataset]
+    wd = float(choice.get("weight_decay", 0.0))
+    if method == "agnet":
+        stage1 = max(1, round(cfg["stage1"] * choice.get("stage1_scale", 1.0)))
+        # "binary": the dataset's binary attributes; "soft": the class text vectors min-max scaled per dimension
+        # to [0, 1] as soft BCE targets (attribute_targets="auto")
+        key = cfg["text_key"] if choice.get("attributes", "binary") == "soft" else "attributes"
+        return dict(stage1=stage1, epochs=stage1 + cfg["epochs"] - cfg["stage1"], weight_decay=wd, attribute_key=key)
+    return dict(stage1=0, epochs=max(1, round(cfg["noattr_epochs"] * choice.get("epochs_scale", 1.0))),
+                weight_decay=wd)
+
+
+def run_cell(dm, dataset: str, method: str, bits: int, seed: int, choice: Optional[Dict[str, float]] = None,
+             validate: bool = False) -> Dict[str, float]:
     import pytorch_lightning as pl
     from lightning_hash import methods
 
@@ -80,20 +111,48 @@ def run_cell(dm, dataset: str, method: str, bits: int, seed: int) -> Dict[str, f
         model = methods.create("random", bits=bits, seed=seed)
         epochs = 0
     else:
+        cell = cell_settings(dataset, method, choice or {})
         model = methods.create(method, bits=bits, image_dim=dm.input_dims["image"], num_classes=dm.num_classes,
-                               text_key=cfg["text_key"], optimizer="adam", lr=1e-3, stage1_epochs=cfg["stage1"]
-                               if method == "agnet" else 0)
-        epochs = cfg["epochs"] if method == "agnet" else cfg["noattr_epochs"]
+                               text_key=cfg["text_key"], optimizer="adam", lr=1e-3, stage1_epochs=cell["stage1"],
+                               weight_decay=cell["weight_decay"],
+                               attribute_key=cell.get("attribute_key", "attributes"))
+        epochs = cell["epochs"]
     trainer = pl.Trainer(max_epochs=max(epochs, 1), logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                          num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
     start = time.time()
     if epochs:
         trainer.fit(model, datamodule=dm)
-    out = trainer.test(model, datamodule=dm, verbose=False)[0]
+    if validate:
+        eval_trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                  accelerator="cpu", devices=1)
+        out = eval_trainer.validate(model, datamodule=dm, verbose=False)[0]
+    else:
+        out = trainer.test(model, datamodule=dm, verbose=False)[0]
     res = {k: float(v) for k, v in out.items()}
     res["seconds"] = round(time.time() - start, 1)
     return res
+
+
+def select_on_val(dataset: str, method: str, bits: int, seed: int, n_val_classes: int, out: Path,
+                  log: List[Dict[str, Any]], unseen: List[str]) -> Dict[str, float]:
+    """The grid choice with the best ``val/mAP@all/mean`` (IBIR and TBIR on the validation classes)."""
+    dm = build_dm(dataset, seed, out, n_val_classes=n_val_classes)
+    if list(dm.unseen_classes) != list(unseen):
+        raise RuntimeError(f"{dataset}: the validation split's unseen classes {dm.unseen_classes} differ from the "
+                           f"test split's {unseen}")
+    best, best_score = None, -np.inf
+    for choice in GRID[method]:
+        r = run_cell(dm, dataset, method, bits, seed, choice, validate=True)
+        score = r["val/mAP@all/mean"]
+        row = dict(dataset=dataset, method=method, bits=bits, seed=seed, choice=choice,
+                   val_classes=[dm.class_names[c] for c in dm.split.extra["val_classes"]],
+                   val_mAP_mean=score, seconds=r["seconds"])
+        log.append(row)
+        print("select", json.dumps(row), flush=True)
+        if score > best_score:
+            best, best_score = choice, score
+    return best
 
 
 def main(argv=None) -> int:
@@ -103,6 +162,10 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="runs/bench_agnet")
+    p.add_argument("--select-on-val", type=int, default=0, metavar="N_VAL_CLASSES",
+                   help="hold out N seen classes as validation classes and pick each method's epochs and weight "
+                        "decay from GRID on them (at --select-bits), then retrain on all seen classes and test")
+    p.add_argument("--select-bits", type=int, default=32)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     import logging
@@ -112,14 +175,23 @@ def main(argv=None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results: List[Dict[str, Any]] = []
+    selection_log: List[Dict[str, Any]] = []
     for ds in args.datasets:
         dm = build_dm(ds, args.seed, out)
         tbir = [t.name for t in dm.tasks if t.query_set == "classes"][0]
         print(f"## {ds}: unseen {dm.unseen_classes}, sizes {dm.split.sizes()}", flush=True)
+        chosen: Dict[str, Any] = {}
+        if args.select_on_val:
+            for method in args.methods:
+                if method in GRID:
+                    chosen[method] = select_on_val(ds, method, args.select_bits, args.seed, args.select_on_val, out,
+                                                   selection_log, dm.unseen_classes)
+                    (out / "selection.json").write_text(json.dumps(selection_log, indent=1))
         for bits in args.bits:
             for method in args.methods:
-                r = run_cell(dm, ds, method, bits, args.seed)
+                r = run_cell(dm, ds, method, bits, args.seed, chosen.get(method))
                 row = dict(dataset=ds, method=method, bits=bits, seed=args.seed, unseen=dm.unseen_classes,
+                           choice=chosen.get(method),
                            tbir_mAP=r.get(f"test/mAP@all/{tbir}"), ibir_mAP=r.get("test/mAP@all/image->image"),
                            ibir_P_r2=r.get("test/P@r2/image->image"), ped_image=r.get("test/PED/image"),
                            ped_text=r.get(f"test/PED/{SETTINGS[ds]['text_key']}"), seconds=r["seconds"])

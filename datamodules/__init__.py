@@ -52,6 +52,11 @@ for _name, _cls in (("digits", DigitsDataModule), ("synthetic", SyntheticDataMod
                     ("bundle", BundleDataModule)):
     register(_name)(_cls)
 
+from .sketch import SketchyDataModule, TuberlinDataModule  # noqa: E402  (ZSIH's sketch-image sets)
+
+for _name, _cls in (("sketchy", SketchyDataModule), ("tuberlin", TuberlinDataModule)):
+    register(_name)(_cls)
+
 
 def available() -> List[str]:
     """The registered DataModule names, sorted."""

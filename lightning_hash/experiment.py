@@ -39,6 +39,8 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "conf
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
+#: ``checkpoints/<LAST_CHECKPOINT>.ckpt`` is rewritten after every epoch; ``--resume last`` continues from it
+LAST_CHECKPOINT = "last"
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -214,7 +216,7 @@ def resolve_resume(resume: Optional[str], output: Path) -> Optional[str]:
     if resume is None:
         return None
     if resume == "last":
-        path = output / "checkpoints" / "last.ckpt"
+        path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
         if not path.is_file():
             raise FileNotFoundError(f"--resume last: no checkpoint at {path}; start the run without --resume, or "
                                     "pass --output with the folder of the run to continue")
@@ -271,14 +273,19 @@ def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, l
     from lightning_hash.callbacks import RNGStateCallback
 
     monitor = f"val/{model.select_metric}/mean"   # the method's own setting, never the test split
-    checkpoint = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=monitor, mode="max", save_last=True,
+    checkpoint = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=monitor, mode="max",
                                  filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
+    # ``last.ckpt`` comes from its own callback, written after every epoch: Lightning's ``save_last=True`` only
+    # rewrites it when the monitored checkpoint is saved (i.e. when the validation figure improves), so a resume
+    # could silently restart from an older epoch. Listed after ``checkpoint`` so it holds the updated best score.
+    last = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=None, save_top_k=1, every_n_epochs=1,
+                           filename=LAST_CHECKPOINT, enable_version_counter=False)
     trainer_kwargs = dict(cfg["trainer"])
     trainer_kwargs.setdefault("num_sanity_val_steps", 0)
     return pl.Trainer(
         accelerator=args.accelerator, devices=args.devices if args.devices == "auto" else int(args.devices),
         num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision, logger=logger,
-        callbacks=[checkpoint, RNGStateCallback(), *callbacks], default_root_dir=str(output),
+        callbacks=[checkpoint, last, RNGStateCallback(), *callbacks], default_root_dir=str(output),
         deterministic=True, use_distributed_sampler=False, enable_progress_bar=not args.no_progress_bar,
         **trainer_kwargs)
 
@@ -454,7 +461,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         "model_selection": {"monitor": f"val/{model.select_metric}/mean",
                             "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
                             "best_checkpoint": best,
-                            "last_checkpoint": str(output / "checkpoints" / "last.ckpt") if model.requires_training else best},
+                            "last_checkpoint": str(output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt") if model.requires_training else best},
         "curves": model.test_curves,
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
         "split_file": str(output / SPLIT_FILE), "config": cfg,

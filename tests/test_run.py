@@ -166,3 +166,17 @@ def test_logged_figures_equal_the_functional_metrics_on_the_same_codes(tmp_path,
         assert res["metrics"][f"test/mAP@all/{q_mod}->{d_mod}"] == pytest.approx(float(expected), abs=1e-6)
         expected50 = F.mean_average_precision(qc, dc, query["label"], database["label"], top_k=50, tie_break=tie_break)
         assert res["metrics"][f"test/mAP@50/{q_mod}->{d_mod}"] == pytest.approx(float(expected50), abs=1e-6)
+
+
+def test_last_checkpoint_is_rewritten_every_epoch_even_without_improvement(tmp_path):
+    # lr = 0: the validation figure never improves after epoch 0, so only the first best checkpoint is saved;
+    # last.ckpt must still be the final epoch (Lightning's save_last=True alone would leave it at epoch 0)
+    out = tmp_path / "flat"
+    main(FAST + SHORT + ["--max-epochs", "3", "--output", str(out), "--set", "method.lr_image=0.0",
+                         "--set", "method.lr_text=0.0"])
+    ckpts = out / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 8
+    assert sorted(p.name for p in ckpts.glob("best-*.ckpt")) == ["best-epoch000.ckpt"]
+    best_state = [v for k, v in last["callbacks"].items() if "val/" in k][0]
+    assert best_state["best_model_path"].endswith("best-epoch000.ckpt")

@@ -52,6 +52,11 @@ for _name, _cls in (("digits", DigitsDataModule), ("synthetic", SyntheticDataMod
                     ("bundle", BundleDataModule)):
     register(_name)(_cls)
 
+from .captions import CaptionsDataModule, CocoDataModule, IaprDataModule  # noqa: E402  (TVDB's image-sentence sets)
+
+for _name, _cls in (("captions", CaptionsDataModule), ("coco", CocoDataModule), ("iapr", IaprDataModule)):
+    register(_name)(_cls)
+
 from .sketch import SketchyDataModule, TuberlinDataModule  # noqa: E402  (ZSIH's sketch-image sets)
 
 for _name, _cls in (("sketchy", SketchyDataModule), ("tuberlin", TuberlinDataModule)):

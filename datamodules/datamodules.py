@@ -139,8 +139,8 @@ class DigitsDataModule(_ZeroShotMixin, RetrievalDataModule):
 
     Parameters
     ----------
-    modalities: any of ``"image"``, ``"text"``, ``"sentence"``, ``"sketch"``; default ``("image", "text")``.
-        E.g. ``("image",)`` single-modal (DVB), ``("image", "sentence")`` (TVDB), ``("image", "sketch")`` (ZSIH:
+    modalities: any of ``"image"``, ``"text"``, ``"sentence"``, ``"sketch"``, ``"regions"``; default ``("image",
+        "text")``. E.g. ``("image",)`` single-modal (DVB), ``("regions", "sentence")`` (TVDB), ``("image", "sketch")`` (ZSIH:
         task sketch->image).
     zero_shot: hold out the unseen digits (default three, six, nine; ``unseen_classes=[...]`` or ``n_unseen=k``
         to change): training on seen digits only, 150 unseen test queries, database = the other unseen items.
@@ -160,7 +160,7 @@ class DigitsDataModule(_ZeroShotMixin, RetrievalDataModule):
 
     def load_arrays(self) -> DatasetArrays:
         from .digits import cached_digits_arrays
-        return cached_digits_arrays()
+        return cached_digits_arrays(regions="regions" in (self._modalities_arg or ()))
 
     def setup(self, stage: Optional[str] = None) -> None:
         from .digits import SENTENCE_VOCABULARY

@@ -21,6 +21,17 @@ Modalities (rows aligned with the images; ``label`` = the digit):
               with ``<eos>`` at its end (TVDB's text input): e.g. "bold narrow digit with one loop ink top
               centre widest bottom <eos>". Served as float tensors of exact integer ids; the vocabulary is
               :data:`SENTENCE_VOCABULARY` (id 0 = ``<pad>``), also on ``DigitsDataModule.vocabularies``.
+``regions``   (only when asked for, e.g. ``modalities=("regions", "sentence")``: TVDB's image input) K + 1 = 9
+              region vectors per image, ``[n, 9, 8]``: the weight-free pipeline of
+              :mod:`lightning_hash.features.regions` (:func:`~lightning_hash.features.regions.digit_regions`)
+              on the 8x8 image: 13 grid windows (4x4 and 6x6 pixels) scored by their ink (saliency =
+              intensity), the K = 8 with the highest attraction score ``(c_k + d_k) / 2`` in decreasing order,
+              each area-averaged to 2x2 (4 values) plus its 4 box numbers (normalised height, width, centre x,
+              centre y), then the whole image (also 2x2, box ``1, 1, 0.5, 0.5``) last. The same 2x2 "backbone"
+              sees a 4x4 window in more detail than the whole image, as a CNN with a fixed input size sees a
+              small region (at 4x4 the whole digit is already fully legible and regions add nothing; see
+              ``digit_regions``). Not part of the arrays otherwise, so the data fingerprint of the other
+              modalities' splits does not change.
 ``sketch``    a line drawing of a DIFFERENT image of the same class: the image upsampled to 16x16, binarised,
               and reduced to its outline (binary minus its erosion), 256 values in {0, 1}. Row ``i``'s sketch
               comes from another writer's digit of the same class (a fixed derangement within each class), so
@@ -240,8 +251,11 @@ def name_vectors(names: List[str], dim: int = WORD_VECTOR_DIM) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- the dataset
-def load_digits_arrays() -> DatasetArrays:
-    """All digits modalities and class semantics as a :class:`DatasetArrays` (no file, no network)."""
+def load_digits_arrays(regions: bool = False) -> DatasetArrays:
+    """All digits modalities and class semantics as a :class:`DatasetArrays` (no file, no network).
+
+    ``regions=True`` adds the ``regions`` modality (TVDB's region sequences, see the module docstring).
+    """
     from sklearn.datasets import load_digits
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)          # [1797, 8, 8]
@@ -254,14 +268,18 @@ def load_digits_arrays() -> DatasetArrays:
         text[i, [_TEXT_INDEX[w] for w in _text_words(images[i], m)]] = 1.0
         sentence[i] = encode_sentence(_sentence(m))
     sketch = outline_sketches(images)[sketch_partners(labels)]
+    modalities = {"image": images.reshape(n, 64), "text": text, "sentence": sentence, "sketch": sketch}
+    if regions:
+        from lightning_hash.features.regions import digit_regions
+        modalities["regions"] = digit_regions(images)
     return DatasetArrays(
-        modalities={"image": images.reshape(n, 64), "text": text, "sentence": sentence, "sketch": sketch},
+        modalities=modalities,
         labels=labels, class_names=list(CLASS_NAMES),
         class_semantics={"attributes": DIGIT_ATTRIBUTES.copy(), "word_vectors": name_vectors(CLASS_NAMES)},
         source="sklearn.datasets.load_digits")
 
 
-@lru_cache(maxsize=1)
-def cached_digits_arrays() -> DatasetArrays:
+@lru_cache(maxsize=2)
+def cached_digits_arrays(regions: bool = False) -> DatasetArrays:
     """:func:`load_digits_arrays`, computed once per process (DataModules never modify their arrays)."""
-    return load_digits_arrays()
+    return load_digits_arrays(regions)

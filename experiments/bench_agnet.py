@@ -20,12 +20,8 @@ the validation queries of a zero-shot split are seen classes, and the benchmark 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -63,11 +59,8 @@ def build_dm(name: str, seed: int, out: Path, n_val_classes: int = 0):
                               protocol_args=dict(n_unseen=3, n_query=60, database="all",
                                                   n_val_classes=n_val_classes), **common)
     elif name == "cifar10":
-        cache = Path(os.environ.get("LIGHTNING_HASH_CACHE", Path.home() / ".cache" / "lightning_hash")) / "gist"
-        found = sorted(glob.glob(str(cache / "cifar10-gist512-*.npz")))
-        if not found:
-            raise FileNotFoundError(f"no GIST bundle under {cache}; run experiments/extract_gist.py first")
-        arrays = cifar10_class_semantics(read_bundle(found[0]), default_root("semantics", "sketch_word2vec"))
+        from extract_gist import cached_bundle
+        arrays = cifar10_class_semantics(read_bundle(cached_bundle()), default_root("semantics", "sketch_word2vec"))
         dm = ArraysDataModule(arrays, name="cifar10", protocol="zero_shot", class_queries="word_vectors",
                               protocol_args=dict(n_unseen=2, n_query=1000, n_train=10000, database="all",
                                                   n_val_classes=n_val_classes), **common)
@@ -104,6 +97,7 @@ def run_cell(dm, dataset: str, method: str, bits: int, seed: int, choice: Option
              validate: bool = False) -> Dict[str, float]:
     import pytorch_lightning as pl
     from lightning_hash import methods
+    from lightning_hash.benchmarking import fit_and_evaluate
 
     cfg = SETTINGS[dataset]
     pl.seed_everything(seed, verbose=False)
@@ -117,21 +111,7 @@ def run_cell(dm, dataset: str, method: str, bits: int, seed: int, choice: Option
                                weight_decay=cell["weight_decay"],
                                attribute_key=cell.get("attribute_key", "attributes"))
         epochs = cell["epochs"]
-    trainer = pl.Trainer(max_epochs=max(epochs, 1), logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
-    start = time.time()
-    if epochs:
-        trainer.fit(model, datamodule=dm)
-    if validate:
-        eval_trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                                  accelerator="cpu", devices=1)
-        out = eval_trainer.validate(model, datamodule=dm, verbose=False)[0]
-    else:
-        out = trainer.test(model, datamodule=dm, verbose=False)[0]
-    res = {k: float(v) for k, v in out.items()}
-    res["seconds"] = round(time.time() - start, 1)
-    return res
+    return fit_and_evaluate(model, dm, epochs, stage="val" if validate else "test")
 
 
 def select_on_val(dataset: str, method: str, bits: int, seed: int, n_val_classes: int, out: Path,
@@ -167,13 +147,8 @@ def main(argv=None) -> int:
                         "decay from GRID on them (at --select-bits), then retrain on all seen classes and test")
     p.add_argument("--select-bits", type=int, default=32)
     args = p.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    import logging
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    import torch
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    from lightning_hash.benchmarking import prepare_benchmark
+    out = prepare_benchmark(args.output)
     results: List[Dict[str, Any]] = []
     selection_log: List[Dict[str, Any]] = []
     for ds in args.datasets:

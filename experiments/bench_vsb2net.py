@@ -28,13 +28,9 @@ queries are never read); ``--param-study`` trains VSB2-Net at 64 bits for alpha,
 from __future__ import annotations
 
 import argparse
-import glob
 import itertools
 import json
-import os
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -92,11 +88,8 @@ def build_dm(name: str, seed: int, out: Path, n_val_classes: int = 0, batch_size
         dm = ArraysDataModule(arrays, name="cub10", protocol="zero_shot",
                               protocol_args=dict(n_unseen=3, n_query=60, database="all", **val), **common)
     elif name == "cifar10":
-        cache = Path(os.environ.get("LIGHTNING_HASH_CACHE", Path.home() / ".cache" / "lightning_hash")) / "gist"
-        found = sorted(glob.glob(str(cache / "cifar10-gist512-*.npz")))
-        if not found:
-            raise FileNotFoundError(f"no GIST bundle under {cache}; run experiments/extract_gist.py first")
-        arrays = cifar10_class_semantics(read_bundle(found[0]), default_root("semantics", "sketch_word2vec"))
+        from extract_gist import cached_bundle
+        arrays = cifar10_class_semantics(read_bundle(cached_bundle()), default_root("semantics", "sketch_word2vec"))
         dm = ArraysDataModule(arrays, name="cifar10", protocol="zero_shot",
                               protocol_args=dict(n_unseen=2, n_query=1000, n_train=10000, database="all", **val),
                               **common)
@@ -111,6 +104,7 @@ def run_cell(dm, dataset: str, row: str, bits: int, seed: int, overrides: Option
     """Train one cell and return the ``stage`` ("test" or "val") figures plus ``seconds``."""
     import pytorch_lightning as pl
     from lightning_hash import methods
+    from lightning_hash.benchmarking import fit_and_evaluate
 
     cfg = SETTINGS[dataset]
     method, kw = ROWS[row]
@@ -125,20 +119,7 @@ def run_cell(dm, dataset: str, row: str, bits: int, seed: int, overrides: Option
     else:
         model = methods.create(method, bits=bits, image_dim=dm.input_dims["image"], num_classes=dm.num_classes,
                                text_key=cfg["text_key"], **kw)
-    trainer = pl.Trainer(max_epochs=max(epochs, 1), logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
-    start = time.time()
-    if epochs:
-        trainer.fit(model, datamodule=dm)
-    if stage == "val":
-        trainer.limit_val_batches = 1.0
-        out = trainer.validate(model, datamodule=dm, verbose=False)[0]
-    else:
-        out = trainer.test(model, datamodule=dm, verbose=False)[0]
-    res = {k: float(v) for k, v in out.items()}
-    res["seconds"] = round(time.time() - start, 1)
-    return res
+    return fit_and_evaluate(model, dm, epochs, stage=stage)
 
 
 def _summary(res: Dict[str, float], stage: str, dm) -> Dict[str, Optional[float]]:
@@ -193,14 +174,9 @@ def main(argv=None) -> int:
     if args.report:
         print(report(args.report))
         return 0
-    warnings.filterwarnings("ignore")
-    import logging
     import yaml
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    import torch
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    from lightning_hash.benchmarking import prepare_benchmark
+    out = prepare_benchmark(args.output)
     base = {}
     for item in args.set:
         key, _, value = item.partition("=")

@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List
@@ -89,6 +86,7 @@ def build_dm(name: str, seed: int, out: Path):
 def run_cell(dm, dataset: str, variant: str, bits: int, seed: int, base: str = "paper") -> Dict[str, float]:
     import pytorch_lightning as pl
     from lightning_hash import methods
+    from lightning_hash.benchmarking import fit_and_evaluate
 
     cfg = SETTINGS[dataset]
     pl.seed_everything(seed, verbose=False)
@@ -99,15 +97,7 @@ def run_cell(dm, dataset: str, variant: str, bits: int, seed: int, base: str = "
         model = methods.create("zsih", bits=bits, modalities=(cfg["image"], cfg["sketch"]),
                                semantic_key=cfg["semantic"], num_classes=dm.num_classes, **hparams)
         epochs = cfg["epochs"]
-    trainer = pl.Trainer(max_epochs=max(epochs, 1), logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
-    start = time.time()
-    if epochs:
-        trainer.fit(model, datamodule=dm)
-    res = {k: float(v) for k, v in trainer.test(model, datamodule=dm, verbose=False)[0].items()}
-    res["seconds"] = round(time.time() - start, 1)
-    return res
+    return fit_and_evaluate(model, dm, epochs)
 
 
 def main(argv=None) -> int:
@@ -119,13 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("--base", default="paper", choices=sorted(BASES), help="settings every variant starts from")
     p.add_argument("--output", default="runs/bench_zsih")
     args = p.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    import logging
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    import torch
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    from lightning_hash.benchmarking import prepare_benchmark
+    out = prepare_benchmark(args.output)
     results: List[Dict[str, Any]] = []
     for ds in args.datasets:
         cfg = SETTINGS[ds]

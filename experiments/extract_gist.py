@@ -55,6 +55,15 @@ def cache_path(root=None) -> Path:
     return extract(root=root, dry_run=True)
 
 
+def cached_bundle(root=None) -> Path:
+    """The existing GIST bundle of the CIFAR-10 files under ``root``; ``FileNotFoundError`` saying how to make it."""
+    path = cache_path(root)
+    if not path.is_file():
+        raise FileNotFoundError(f"no CIFAR-10 GIST-512 bundle at {path}; run `python experiments/extract_gist.py` "
+                                "first (about a minute on 2 cores)")
+    return path
+
+
 def extract(root=None, threads: int = 2, batch_size: int = 128, force: bool = False, out=None,
             dry_run: bool = False, verbose: bool = True) -> Path:
     """Compute (or reuse) the CIFAR-10 GIST bundle; returns its path."""

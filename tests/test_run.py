@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_hash.experiment import main
+from interrupt import Crash
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and fast: the test checks the harness, not DJSRH's best figures.
@@ -42,17 +43,6 @@ def test_djsrh_trains_and_beats_random_codes(tmp_path):
         assert res["curves"][task]["pr_precision"] and res["curves"][task]["precision_at_k"]
 
 
-class _Crash(pl.Callback):
-    """Simulates an interruption: the process dies at the start of epoch ``k`` (after epoch k-1 was saved)."""
-
-    def __init__(self, k):
-        self.k = k
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.k:
-            raise RuntimeError("simulated interruption")
-
-
 class _RecordAlpha(pl.Callback):
     def __init__(self):
         self.alphas = {}
@@ -66,7 +56,7 @@ def test_resume_last_equals_uninterrupted_run(tmp_path):
     args = FAST + SHORT + ["--max-epochs", "4", "--seed", "3"]
     full = main(args + ["--output", str(full_dir)])
     with pytest.raises(RuntimeError, match="simulated interruption"):
-        main(args + ["--output", str(cut_dir)], callbacks=[_Crash(2)])
+        main(args + ["--output", str(cut_dir)], callbacks=[Crash(2)])
     assert (cut_dir / "checkpoints" / "last.ckpt").is_file()
     split_before = (cut_dir / "split.json").read_text()
     alphas = _RecordAlpha()

@@ -23,6 +23,7 @@ from lightning_hash.features.regions import (assemble_sequences, attraction_scor
 from lightning_hash.methods.tvdb import (TVDB, BagOfWordsEncoder, PooledRegionEncoder, maximise_trace,
                                          pair_similarity, scatter_rows, similarity_times, subproblem_objective,
                                          tvdb_losses, update_image_codes, update_text_codes)
+from interrupt import Crash
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--bits", "16", "--logger", "none", "--no-progress-bar", "--set", "method.lstm_hidden=16",
@@ -179,15 +180,6 @@ def test_region_cache_round_trip(tmp_path):
 
 
 # ============================================================================================== end to end
-class _Crash(pl.Callback):
-    def __init__(self, k):
-        self.k = k
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.k:
-            raise RuntimeError("simulated interruption")
-
-
 class _Record(pl.Callback):
     """Training batch indices per epoch and the code tables at the start of every epoch."""
 
@@ -227,7 +219,7 @@ def test_run_py_trains_and_code_tables_survive_resume(tmp_path):
     # interrupted after epoch 1, resumed from the end of epoch 1: the same tables and weights as the uninterrupted
     # run at the end of epoch 2
     with pytest.raises(RuntimeError, match="simulated interruption"):
-        _run(tmp_path, "cut", *args, callbacks=[_Crash(2)])
+        _run(tmp_path, "cut", *args, callbacks=[Crash(2)])
     ckpt = tmp_path / "cut" / "checkpoints" / "last.ckpt"       # rewritten after every epoch: the end of epoch 1
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 1
     saved = _tables(ckpt)

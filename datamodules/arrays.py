@@ -7,7 +7,7 @@ small and validated in one place means every reader gets the same checks for fre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 

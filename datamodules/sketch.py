@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .arrays import DatasetArrays
-from .base import RetrievalDataModule, RetrievalTask, Split, collate_batch, distributed_context
+from .base import RetrievalDataModule, RetrievalTask, Split, distributed_context
 from .readers.sketch import SketchImageArrays, read_sketch_features
 
 PathLike = Union[str, os.PathLike]

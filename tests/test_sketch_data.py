@@ -75,7 +75,6 @@ def test_reader_errors(tmp_path):
 
 # ============================================================================================== splits
 def test_zero_shot_split_rules():
-    rng = np.random.RandomState(0)
     C = 20
     im_counts = np.where(np.arange(C) < 8, 500, 50)        # only classes 0..7 have >= 400 images
     im = np.repeat(np.arange(C), im_counts)

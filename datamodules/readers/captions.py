@@ -30,7 +30,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -218,7 +218,7 @@ def read_coco_captions(root: PathLike, splits: Sequence[str] = ("train2014", "va
             subsets.append(split)
         label_rows.append(lab)
     if class_names is None:
-        raise ValueError(f"read_coco_captions: no splits given")
+        raise ValueError("read_coco_captions: no splits given")
     return _finish(image_ids, files, sentences, caption_ids, np.concatenate(label_rows), class_names, subsets,
                    unlabelled, str(root))
 

@@ -164,7 +164,7 @@ def test_missing_word_vectors_are_clear_errors():
     class DM:
         class_names = ["a", "b", "c"]
         class_semantics = {"word_vectors": torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])}
-    with pytest.raises(ValueError, match=r"no word vector for class\(es\) \['b'\]"):
+    with pytest.raises(ValueError, match=r"classes \['b'\] have no word vector in 'word_vectors'"):
         m.class_word_vectors(DM())
     DM.class_semantics = {"attributes": torch.ones(3, 2)}
     with pytest.raises(ValueError, match="no class word vectors 'word_vectors'"):

@@ -74,6 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_hash.class_semantics import class_matrix, seen_class_mask
 from lightning_hash.codes import sign_codes
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
@@ -281,8 +282,9 @@ class AgNet(HashingModule):
                 raise RuntimeError(f"{self.method_name}: needs a RetrievalDataModule with class semantics "
                                    f"('{self.text_key}', '{self.attribute_key_or_none}') to infer its sizes")
             return
-        W = self._class_matrix(dm, self.text_key, "text vector (class_queries)")
-        A = self._class_matrix(dm, self.hparams.attribute_key, "attributes") if self.uses_attributes else None
+        W = class_matrix(dm, self.text_key, "text vector", self.method_name, "text_key")
+        A = (class_matrix(dm, self.hparams.attribute_key, "attribute", self.method_name, "attribute_key")
+             if self.uses_attributes else None)
         hp = self.hparams
         text_dim = int(W.shape[1])
         attribute_dim = int(A.shape[1]) if A is not None else int(hp.attribute_dim or 64)
@@ -297,11 +299,9 @@ class AgNet(HashingModule):
                              f"{W.shape[0]} rows")
         self._W = W
         self._A = attribute_targets(A, hp.attribute_targets) if A is not None else None
-        seen = torch.ones(W.shape[0], dtype=torch.bool)
+        seen = seen_class_mask(dm, W.shape[0])
         split = getattr(dm, "split", None)
         if split is not None and split.zero_shot:
-            seen = torch.zeros(W.shape[0], dtype=torch.bool)
-            seen[torch.as_tensor(split.seen_classes)] = True
             labels = getattr(dm, "_labels", None)
             if stage == "fit" and labels is not None:
                 train_labels = torch.as_tensor(labels[split.train])
@@ -315,23 +315,6 @@ class AgNet(HashingModule):
     @property
     def attribute_key_or_none(self) -> Optional[str]:
         return self.hparams.attribute_key if self.uses_attributes else None
-
-    def _class_matrix(self, dm, key: str, what: str) -> torch.Tensor:
-        sem = getattr(dm, "class_semantics", {}) or {}
-        if key not in sem:
-            raise ValueError(f"{self.method_name}: the datamodule has no class {what} '{key}'; its class semantics "
-                             f"are {sorted(sem)}")
-        M = torch.as_tensor(sem[key]).float()
-        names = list(getattr(dm, "class_names", []) or [str(i) for i in range(M.shape[0])])
-        if M.ndim != 2 or M.shape[0] != len(names):
-            raise ValueError(f"{self.method_name}: class {what} '{key}' has shape {tuple(M.shape)}, expected one row "
-                             f"per class ({len(names)} classes)")
-        empty = ~torch.isfinite(M).all(dim=1) | (M.abs().sum(dim=1) == 0)
-        if empty.any():
-            bad = [names[i] for i in torch.nonzero(empty).flatten().tolist()]
-            raise ValueError(f"{self.method_name}: classes {bad} have no {what} in '{key}' (all-zero or non-finite "
-                             "row); every class needs one")
-        return M
 
     def _require_semantics(self) -> None:
         if self._W is None:

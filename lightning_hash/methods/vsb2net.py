@@ -97,6 +97,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_hash.class_semantics import class_matrix
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn import mlp
@@ -447,21 +448,7 @@ class VSB2Net(HashingModule):
                              "held out for validation; a zero-shot model trains on its training classes only")
 
     def _word_vectors(self, dm) -> torch.Tensor:
-        sem = getattr(dm, "class_semantics", {}) or {}
-        if self.text_key not in sem:
-            raise ValueError(f"{self.method_name}: the datamodule has no class word vectors '{self.text_key}' "
-                             f"(text_key); its class semantics are {sorted(sem)}")
-        W = torch.as_tensor(sem[self.text_key]).float()
-        names = list(getattr(dm, "class_names", []) or [str(i) for i in range(W.shape[0])])
-        if W.ndim != 2 or W.shape[0] != len(names):
-            raise ValueError(f"{self.method_name}: class word vectors '{self.text_key}' have shape {tuple(W.shape)}, "
-                             f"expected one row per class ({len(names)} classes)")
-        missing = ~torch.isfinite(W).all(dim=1) | (W.abs().sum(dim=1) == 0)
-        if missing.any():
-            bad = [names[i] for i in torch.nonzero(missing).flatten().tolist()]
-            raise ValueError(f"{self.method_name}: classes {bad} have no word vector in '{self.text_key}' (all-zero "
-                             "or non-finite row); every class needs one")
-        return W
+        return class_matrix(dm, self.text_key, "word vector", self.method_name, "text_key")
 
     def _require_setup(self) -> None:
         if self._train_classes is None:

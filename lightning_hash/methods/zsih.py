@@ -75,6 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_hash.class_semantics import class_matrix, seen_class_mask
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn.zsih_layers import (AttentionPooling, GaussianDecoder, GraphConvolution,
@@ -302,29 +303,11 @@ class ZSIH(HashingModule):
             raise ValueError(f"zsih: built for semantic_dim={hp.semantic_dim}, but '{hp.semantic_key}' has "
                              f"{W.shape[1]} dimensions")
         self._W = W
-        seen = torch.ones(W.shape[0], dtype=torch.bool)
-        split = getattr(dm, "split", None)
-        if split is not None and getattr(split, "zero_shot", False):
-            seen = torch.zeros(W.shape[0], dtype=torch.bool)
-            seen[torch.as_tensor(split.seen_classes)] = True
-        self._seen = seen
+        self._seen = seen_class_mask(dm, W.shape[0])
 
     def class_word_vectors(self, dm) -> torch.Tensor:
         """The ``[C, d]`` class word vectors of ``dm`` (normalised when asked); a clear error when one is missing."""
-        key = self.hparams.semantic_key
-        sem = getattr(dm, "class_semantics", {}) or {}
-        if key not in sem:
-            raise ValueError(f"zsih: the datamodule has no class word vectors '{key}' (semantic_key); its class "
-                             f"semantics are {sorted(sem)}")
-        W = torch.as_tensor(sem[key]).float()
-        names = list(getattr(dm, "class_names", []) or [str(i) for i in range(W.shape[0])])
-        if W.ndim != 2 or W.shape[0] != len(names):
-            raise ValueError(f"zsih: '{key}' has shape {tuple(W.shape)}; expected one row per class ({len(names)})")
-        missing = ~torch.isfinite(W).all(dim=1) | (W.abs().sum(dim=1) == 0)
-        if bool(missing.any()):
-            bad = [names[i] for i in torch.nonzero(missing).flatten().tolist()]
-            raise ValueError(f"zsih: no word vector for class(es) {bad} in '{key}' (all-zero or non-finite row); "
-                             "every class needs one")
+        W = class_matrix(dm, self.hparams.semantic_key, "word vector", "zsih", "semantic_key")
         return F.normalize(W, dim=1) if self.hparams.normalize_semantics else W
 
     # ------------------------------------------------------------------ encoding (eq. 5.12)

@@ -1,0 +1,56 @@
+"""Reading class-level semantics (attributes, class word vectors) from a DataModule, for the zero-shot methods.
+
+One place for what AgNet, VSB2-Net and ZSIH all need in ``setup()``: the ``[C, d]`` matrix
+``dm.class_semantics[key]`` with one finite, non-zero row per class (a clear error naming the missing classes
+otherwise), and which classes a zero-shot split lets the model train on.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+def class_matrix(dm, key: str, what: str, owner: str, argument: Optional[str] = None) -> torch.Tensor:
+    """``dm.class_semantics[key]`` as a float ``[C, d]`` tensor, every class with a usable row.
+
+    ``what`` names one row in the messages (e.g. ``"word vector"``, ``"attribute"``), ``owner`` the caller
+    (the method's name), ``argument`` the constructor argument that chose ``key``. ``ValueError`` when the key is
+    missing, the shape is not one row per class, or a class's row is all-zero or non-finite (naming the classes).
+
+    Examples
+    --------
+    >>> class DM:
+    ...     class_names = ["a", "b"]
+    ...     class_semantics = {"word_vectors": torch.tensor([[1.0, 0.0], [0.0, 0.0]])}
+    >>> class_matrix(DM(), "word_vectors", "word vector", "demo")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: demo: classes ['b'] have no word vector in 'word_vectors' (all-zero or non-finite row); ...
+    """
+    sem = getattr(dm, "class_semantics", {}) or {}
+    if key not in sem:
+        via = f" ({argument})" if argument else ""
+        raise ValueError(f"{owner}: the datamodule has no class {what}s '{key}'{via}; its class semantics are "
+                         f"{sorted(sem)}")
+    M = torch.as_tensor(sem[key]).float()
+    names = list(getattr(dm, "class_names", []) or [str(i) for i in range(M.shape[0])])
+    if M.ndim != 2 or M.shape[0] != len(names):
+        raise ValueError(f"{owner}: class {what}s '{key}' have shape {tuple(M.shape)}, expected one row per class "
+                         f"({len(names)} classes)")
+    empty = ~torch.isfinite(M).all(dim=1) | (M.abs().sum(dim=1) == 0)
+    if empty.any():
+        bad = [names[i] for i in torch.nonzero(empty).flatten().tolist()]
+        raise ValueError(f"{owner}: classes {bad} have no {what} in '{key}' (all-zero or non-finite row); every class "
+                         "needs one")
+    return M
+
+
+def seen_class_mask(dm, num_classes: int) -> torch.Tensor:
+    """Bool ``[num_classes]``: the seen classes of ``dm``'s zero-shot split, or every class without one."""
+    split = getattr(dm, "split", None)
+    if split is None or not getattr(split, "zero_shot", False):
+        return torch.ones(num_classes, dtype=torch.bool)
+    seen = torch.zeros(num_classes, dtype=torch.bool)
+    seen[torch.as_tensor(split.seen_classes)] = True
+    return seen

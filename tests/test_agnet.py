@@ -20,6 +20,7 @@ from lightning_hash.experiment import main as run_main
 from lightning_hash.methods.agnet import (AgNet, a2h_loss, attribute_bce, attribute_similarity,
                                           attribute_similarity_loss, attribute_targets, category_similarity,
                                           category_similarity_loss, positive_error_distance, regularization_loss)
+from run_helpers import fit_quietly
 
 sig = lambda x: 1.0 / (1.0 + math.exp(-x))
 
@@ -159,16 +160,6 @@ def _tiny_arrays(word_vectors: np.ndarray, n_per=12, C=4, seed=0) -> DatasetArra
                          class_semantics={"attributes": att, "word_vectors": word_vectors.astype(np.float32)})
 
 
-def _fit(model, dm, epochs=2):
-    import pytorch_lightning as pl
-    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(model, datamodule=dm)
-    return trainer
-
-
 def test_bad_class_semantics_and_unseen_training_items_are_clear_errors():
     W = np.random.RandomState(0).randn(4, 3)
     W[2] = 0.0                                                          # class c2 has no word vector
@@ -176,7 +167,7 @@ def test_bad_class_semantics_and_unseen_training_items_are_clear_errors():
                           modalities=["image"], class_queries="word_vectors", batch_size=8)
     dm.setup()
     with pytest.raises(ValueError, match=r"classes \['c2'\] have no text vector"):
-        _fit(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=1), dm)
+        fit_quietly(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=1), dm, epochs=2)
     # an unseen class in the training data: refused by the split, and by the model for any batch
     good = np.random.RandomState(1).randn(4, 3)
     bad_split = ArraysDataModule(_tiny_arrays(good), protocol="zero_shot", unseen_classes=["c3"], n_query=4,
@@ -187,7 +178,8 @@ def test_bad_class_semantics_and_unseen_training_items_are_clear_errors():
                            modalities=["image"], class_queries="word_vectors", batch_size=8)
     dm2.setup()
     with pytest.raises(ValueError, match="no class attributes 'colour'"):
-        _fit(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=1, attribute_key="colour"), dm2)
+        fit_quietly(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=1, attribute_key="colour"), dm2,
+                    epochs=2)
     model = methods.create("agnet", bits=8, image_dim=6, stage1_epochs=1)
     model.trainer = SimpleNamespace(datamodule=dm2, current_epoch=0)
     model.setup("fit")
@@ -196,7 +188,7 @@ def test_bad_class_semantics_and_unseen_training_items_are_clear_errors():
     with pytest.raises(ValueError, match="unseen classes"):
         model.training_step({"image": torch.randn(2, 6), "label": label, "index": torch.arange(2)}, 0)
     with pytest.raises(ValueError, match="leaves no epoch for stage 2"):
-        _fit(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=2), dm2, epochs=2)
+        fit_quietly(methods.create("agnet", bits=8, image_dim=6, stage1_epochs=2), dm2, epochs=2)
 
 
 def test_noattr_baseline_and_cub10_semantics_trains():
@@ -209,7 +201,7 @@ def test_noattr_baseline_and_cub10_semantics_trains():
     import inspect
     assert {"image_dim", "num_classes"} <= set(inspect.signature(methods.get("agnet_noattr").__init__).parameters)
     model = methods.create("agnet_noattr", bits=8, image_dim=6, optimizer="adam")
-    trainer = _fit(model, dm, epochs=1)
+    trainer = fit_quietly(model, dm, epochs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = trainer.test(model, datamodule=dm, verbose=False)[0]

@@ -21,7 +21,7 @@ from lightning_hash.methods import dvb as dvb_module
 from lightning_hash.methods.dvb import (DVB, ablation_weights, assign_centres, batch_affinity, centre_loss,
                                         decorrelation_loss, dvb_loss, gaussian_kl, item_noise, laplacian, pca_fit,
                                         pseudo_centres, quantization_loss, reparameterize, similarity_loss)
-from interrupt import Crash
+from run_helpers import Crash
 
 
 # ============================================================================================== loss terms

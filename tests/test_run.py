@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_hash.experiment import main
-from interrupt import Crash
+from run_helpers import Crash, assert_one_process_reproduces
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and fast: the test checks the harness, not DJSRH's best figures.
@@ -78,19 +78,10 @@ def test_ddp_two_cpu_processes_evaluate_like_one(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ddp = json.loads((out / "results.json").read_text())
-    assert ddp["devices"]["world_size"] == 2
     # Evaluate the same checkpoint in one process, on the same (re-read) split.
-    from lightning_hash.experiment import build_datamodule
     from lightning_hash.methods import get
-    dm = build_datamodule(ddp["config"], out)
-    model = get("djsrh").load_from_checkpoint(ddp["model_selection"]["best_checkpoint"], map_location="cpu")
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         use_distributed_sampler=False)
-    single = trainer.test(model, datamodule=dm, verbose=False)[0]
-    assert set(single) == set(ddp["metrics"])
-    for key, value in single.items():
-        assert value == pytest.approx(ddp["metrics"][key], abs=1e-6), key
+    ddp = assert_one_process_reproduces(out, get("djsrh"))
+    assert ddp["devices"]["world_size"] == 2
 
 
 def test_wandb_offline_run_holds_config_and_summary(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from lightning_hash.features.regions import (assemble_sequences, attraction_scor
 from lightning_hash.methods.tvdb import (TVDB, BagOfWordsEncoder, PooledRegionEncoder, maximise_trace,
                                          pair_similarity, scatter_rows, similarity_times, subproblem_objective,
                                          tvdb_losses, update_image_codes, update_text_codes)
-from interrupt import Crash
+from run_helpers import Crash, assert_one_process_reproduces
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--bits", "16", "--logger", "none", "--no-progress-bar", "--set", "method.lstm_hidden=16",
@@ -311,15 +311,6 @@ def test_ddp_two_cpu_processes_share_code_tables_and_figures(tmp_path):
     init_B = (torch.randint(0, 2, t0["code_B"].shape, generator=g) * 2 - 1).to(torch.int8)
     touched = int((init_B != t0["code_B"]).any(dim=1).sum())
     assert 4 * 64 < touched <= 2 * 4 * 64
-    ddp = json.loads((out / "results.json").read_text())
-    assert ddp["devices"]["world_size"] == 2
     # the same checkpoint evaluated by one process gives the same figures
-    from lightning_hash.experiment import build_datamodule
-    dm = build_datamodule(ddp["config"], out)
-    model = TVDB.load_from_checkpoint(ddp["model_selection"]["best_checkpoint"], map_location="cpu")
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         use_distributed_sampler=False)
-    single = trainer.test(model, datamodule=dm, verbose=False)[0]
-    assert set(single) == set(ddp["metrics"])
-    for key, value in single.items():
-        assert value == pytest.approx(ddp["metrics"][key], abs=1e-6), key
+    ddp = assert_one_process_reproduces(out, TVDB)
+    assert ddp["devices"]["world_size"] == 2

@@ -19,6 +19,7 @@ from lightning_hash.methods.vsb2net import (VSB2Net, barycentre_margin_loss, cla
                                             cosine_similarity_matrix, group_barycentres, knn_groups,
                                             quantization_l1_loss, reconstruction_loss, semantic_loss,
                                             transfer_ranking_loss, within_group_similarity_loss)
+from run_helpers import fit_quietly
 
 
 # ============================================================================================== pure functions
@@ -158,27 +159,18 @@ def _dm(W, unseen=("c4",), **kw):
     return dm
 
 
-def _fit(model, dm, epochs=1):
-    import pytorch_lightning as pl
-    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(model, datamodule=dm)
-    return trainer
-
-
 def test_bad_input_is_a_clear_error():
     W = np.random.RandomState(0).randn(5, 4)
     dm = _dm(W, class_queries="word_vectors")
     # 4 seen classes, 5 groups
     with pytest.raises(ValueError, match=r"fewer training classes \(4 \['c0', 'c1', 'c2', 'c3'\]\) than groups T=5"):
-        _fit(methods.create("vsb2net", bits=8, image_dim=6, num_groups=5), dm)
+        fit_quietly(methods.create("vsb2net", bits=8, image_dim=6, num_groups=5), dm, epochs=1)
     # a class (here an unseen one, a TBIR query) without a word vector
     Wbad = W.copy()
     Wbad[4] = 0.0
     with pytest.raises(ValueError, match=r"classes \['c4'\] have no word vector in 'word_vectors'"):
-        _fit(methods.create("vsb2net", bits=8, image_dim=6), _dm(Wbad, class_queries="word_vectors"))
+        fit_quietly(methods.create("vsb2net", bits=8, image_dim=6), _dm(Wbad, class_queries="word_vectors"),
+                    epochs=1)
     Wnan = W.copy()
     Wnan[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):                       # refused by the data layer already
@@ -188,7 +180,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match=r"classes \['c1'\] have no word vector"):   # and by the model
         methods.create("mini_sitnet", bits=8, image_dim=6)._word_vectors(fake)
     with pytest.raises(ValueError, match="no class word vectors 'glove'"):
-        _fit(methods.create("vsb2net", bits=8, image_dim=6, text_key="glove"), dm)
+        fit_quietly(methods.create("vsb2net", bits=8, image_dim=6, text_key="glove"), dm, epochs=1)
     # a training batch with an unseen class; validation classes are not training classes either
     model = methods.create("vsb2net", bits=8, image_dim=6)
     model.trainer = SimpleNamespace(datamodule=_dm(W, val_classes=["c0"]), current_epoch=0)
@@ -208,7 +200,7 @@ def test_each_variant_trains_and_evaluates_ibir_tbir():
     dm = _dm(W, class_queries="word_vectors", class_query_database="class_items")
     for name in ("vsb2g", "vsb2g_sem", "mini_sitnet"):
         model = methods.create(name, bits=8, image_dim=6, num_groups=2)
-        trainer = _fit(model, dm)
+        trainer = fit_quietly(model, dm, epochs=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = trainer.test(model, datamodule=dm, verbose=False)[0]
@@ -227,7 +219,7 @@ def test_each_variant_trains_and_evaluates_ibir_tbir():
                            modalities=["image"], batch_size=8)
     dm2.setup()
     nosem = methods.create("vsb2net_nosem", bits=8, image_dim=6)
-    _fit(nosem, dm2)
+    fit_quietly(nosem, dm2, epochs=1)
     assert nosem.hparams.num_train_classes == 4 and nosem.class_table.shape == (4, 8)
     with pytest.raises(ValueError, match="encodes 'image', not 'word_vectors'"):
         nosem.encode({"word_vectors": w}, "word_vectors")

@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .arrays import DatasetArrays
+from .files import read_json, write_text_atomic
 
 SPLIT_FORMAT = "lightning-hash split v1"
 #: the row sets every split holds, in file order
@@ -258,24 +259,12 @@ class Split:
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the split as JSON (atomically: a reader never sees half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Split":
         """Read a split written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"split file not found: {path}")
-        try:
-            content = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not a lightning-hash split file (invalid JSON: {err})") from None
-        return cls.from_dict(content, source=str(path))
+        return cls.from_dict(read_json(path, "split file"), source=str(path))
 
 
 def data_fingerprint(arrays: DatasetArrays, max_rows: int = 2048) -> str:

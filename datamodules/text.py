@@ -38,6 +38,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .files import read_json, write_text_atomic
+
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOS, UNK)
 #: TVDB's sentence length (thesis section 4.3.2 and 4.5.6.2)
@@ -202,22 +204,10 @@ class Vocabulary:
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the vocabulary as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Vocabulary":
         """Read a vocabulary written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"vocabulary file not found: {path}")
-        try:
-            content = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not a lightning-hash vocabulary (invalid JSON: {err})") from None
-        return cls.from_dict(content, source=str(path))
+        return cls.from_dict(read_json(path, "vocabulary file"), source=str(path))
 

@@ -174,13 +174,13 @@ def main(argv=None) -> int:
     if args.report:
         print(report(args.report))
         return 0
-    import yaml
     from lightning_hash.benchmarking import prepare_benchmark
+    from lightning_hash.experiment import load_yaml
     out = prepare_benchmark(args.output)
     base = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        base[key] = yaml.safe_load(value)
+        base[key] = load_yaml(value)
     results: List[Dict[str, Any]] = []
     mode = "tune" if args.tune is not None else "param_study" if args.param_study else "table"
     log_file = out / f"bench_vsb2net_{mode}_{'-'.join(args.datasets)}_seed{args.seed}.json"
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
             dm = build_dm(ds, args.seed, out, n_val_classes=args.val_classes, batch_size=bs)
             stage = "val"
             grid_keys = [t.partition("=")[0] for t in args.tune]
-            grid_vals = [[yaml.safe_load(v) for v in t.partition("=")[2].split(",")] for t in args.tune]
+            grid_vals = [[load_yaml(v) for v in t.partition("=")[2].split(",")] for t in args.tune]
             cells = [(row, bits, {**base, **dict(zip(grid_keys, combo))})
                      for bits in args.bits for combo in itertools.product(*grid_vals) for row in args.methods]
         elif mode == "param_study":

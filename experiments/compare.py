@@ -111,8 +111,8 @@ def read_paper(path: Optional[str]) -> Dict[tuple, float]:
     """``{(method, data, metric, task, bits): value}`` from a paper-figures YAML file."""
     if not path:
         return {}
-    import yaml
-    content = yaml.safe_load(Path(path).read_text()) or {}
+    from lightning_hash.experiment import load_yaml
+    content = load_yaml(Path(path).read_text()) or {}
     out = {}
     for method, per_data in (content.get("figures") or {}).items():
         for data, per_metric in per_data.items():

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,32 @@ CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
 #: ``checkpoints/<LAST_CHECKPOINT>.ckpt`` is rewritten after every epoch; ``--resume last`` continues from it
 LAST_CHECKPOINT = "last"
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's float rule: ``1e-3`` and ``3E+2`` are floats.
+
+    PyYAML follows YAML 1.1, where an exponent needs a dot (``1.0e-3``): ``--set method.lr=3e-2`` or ``lr: 1e-3``
+    in a config would otherwise reach the optimiser as the string ``'3e-2'``.
+    """
+
+
+_SafeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(stream) -> Any:
+    """``yaml.safe_load`` with ``1e-3`` read as a float (see :class:`_SafeLoader`); the one YAML reader of the
+    configs, sweeps and ``--set`` values."""
+    return yaml.load(stream, Loader=_SafeLoader)
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -106,7 +133,7 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     with open(path) as fh:
-        content = yaml.safe_load(fh) or {}
+        content = load_yaml(fh) or {}
     if not isinstance(content, dict):
         raise ValueError(f"{path}: expected a mapping with sections method:/data:/trainer:, got {type(content).__name__}")
     unknown = set(content) - {"method", "data", "trainer", "datasets"}
@@ -122,7 +149,7 @@ def _parse_overrides(overrides: Sequence[str]) -> Dict[str, Dict[str, Any]]:
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in ("method", "data", "trainer") or not name:
             raise ValueError(f"--set expects SECTION.KEY=VALUE with SECTION one of method, data, trainer; got '{item}'")
-        out.setdefault(section, {})[name] = yaml.safe_load(value)
+        out.setdefault(section, {})[name] = load_yaml(value)
     return out
 
 
@@ -328,7 +355,7 @@ def sweep_argv(path: str) -> List[str]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"--sweep: file not found: {path}")
     with open(path) as fh:
-        content = yaml.safe_load(fh) or {}
+        content = load_yaml(fh) or {}
     if not isinstance(content, dict):
         raise ValueError(f"--sweep {path}: expected a mapping of flags to values, got {type(content).__name__}")
     out: List[str] = []
@@ -414,7 +441,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         if not saved.is_file():
             raise FileNotFoundError(f"--resume: {saved} not found; it is written when a run starts")
         with open(saved) as fh:
-            cfg = yaml.safe_load(fh)
+            cfg = load_yaml(fh)
         if args.max_epochs is not None:   # the one setting a resume may change: train for longer
             cfg["trainer"]["max_epochs"] = args.max_epochs
     else:

@@ -82,3 +82,24 @@ def test_grid_makes_one_wandb_run_per_point(tmp_path, monkeypatch):
         assert "test/mAP@all/image->text" in content["summary"]
         seen.add(runs[0].name)
     assert len(seen) == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("3e-2", 0.03), ("1E+3", 1000.0), ("-2.5e-1", -0.25), ("1.0e-3", 0.001), (".5", 0.5), ("7", 7),
+    ("1e", "1e"), ("e3", "e3"), ("sgd", "sgd"), ("[1e-3, 2]", [0.001, 2])])
+def test_yaml_values_read_exponents_as_floats(text, expected):
+    from lightning_hash.experiment import load_yaml
+    value = load_yaml(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_set_and_config_files_give_floats_for_exponent_notation(tmp_path):
+    """PyYAML alone reads ``3e-2`` as a string, which reached Adam as ``lr='3e-2'`` (a TypeError mid-run)."""
+    from lightning_hash.experiment import build_parser, grid, resolve_config
+    config = tmp_path / "extra.yaml"
+    config.write_text("method:\n  weight_decay: 5e-4\n")
+    args = build_parser().parse_args(["--method", "tvdb", "--config", str(config), "--set", "method.lr=3e-2"])
+    (point,) = grid(args)
+    cfg = resolve_config(point)
+    assert cfg["method"]["lr"] == pytest.approx(0.03) and isinstance(cfg["method"]["lr"], float)
+    assert cfg["method"]["weight_decay"] == pytest.approx(5e-4) and isinstance(cfg["method"]["weight_decay"], float)

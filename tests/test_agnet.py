@@ -238,3 +238,29 @@ def test_xlsa17_files_end_to_end(tmp_path):
     m = res["metrics"]
     assert {"test/mAP@all/image->image", "test/mAP@all/attributes->image", "test/PED/image"} <= set(m)
     assert res["config"]["data_name"] == "xlsa17"
+
+
+# ============================================================================ experiments/diagnose_agnet_ibir.py
+def _diagnose_module():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "experiments" / "diagnose_agnet_ibir.py"
+    spec = importlib.util.spec_from_file_location("diagnose_agnet_ibir", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diagnosis_cosine_map_matches_hand_computed_average_precision():
+    """The real-valued column of the IBIR diagnosis: AP by hand on a 3-item database."""
+    cosine_map = _diagnose_module().cosine_map
+    query = np.array([[1.0, 0.0]])
+    # cosines 1, 0, 0.707: relevant items at ranks 1 and 2 -> AP 1
+    db = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert cosine_map(query, np.array([0]), db, np.array([0, 1, 0])) == pytest.approx(1.0)
+    # relevant at ranks 1 and 3 -> AP = (1/1 + 2/3) / 2
+    assert cosine_map(query, np.array([0]), db, np.array([0, 0, 1])) == pytest.approx((1 + 2 / 3) / 2)
+    # multi-hot labels: relevant when a label is shared (items 0 and 1 share label 1 with the query)
+    q_multi, db_multi = np.array([[0, 1, 1]]), np.array([[1, 1, 0], [0, 0, 1], [1, 0, 0]])
+    assert cosine_map(query, q_multi, db, db_multi) == pytest.approx((1 + 2 / 3) / 2)
+    with pytest.raises(ValueError, match="all zeros"):
+        cosine_map(query, np.array([0]), np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([0, 0]))

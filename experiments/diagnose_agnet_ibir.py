@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import numpy as np
 
@@ -43,20 +43,6 @@ SYNTHETIC = ["--data", "synthetic", "--set", "data.n_items=10000", "--set", "dat
              "--set", "data.class_queries=prototypes", "--set", "data.class_query_database=class_items",
              "--set", "data.standardize=true", "--set", "method.text_key=prototypes"]
 EPOCHS = {"agnet": ["--max-epochs", "20", "--set", "method.stage1_epochs=10"], "agnet_noattr": ["--max-epochs", "20"]}
-
-
-def embed(model, dataset, fn: Callable) -> tuple:
-    """``(fn(model, batch) stacked [n, ...], labels [n])`` over a dataset, in order, without gradients."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from datamodules.base import collate_batch
-    out, labels = [], []
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=1024, collate_fn=collate_batch):
-            out.append(fn(model, batch).float().numpy())
-            labels.append(batch["label"].numpy())
-    return np.concatenate(out), np.concatenate(labels)
 
 
 def cosine_map(query: np.ndarray, query_labels: np.ndarray, db: np.ndarray, db_labels: np.ndarray) -> float:
@@ -80,33 +66,31 @@ def diagnose(run_folder: Path, method: str) -> Dict[str, object]:
     import torch
 
     from lightning_hash.codes import sign_codes
-    from lightning_hash.metrics import mean_average_precision
-    from retrieve import load_run
+    from lightning_hash.metrics import hamming_distance, mean_average_precision
+    from retrieve import embed_dataset, load_run
 
     _, model, dm = load_run(str(run_folder))
     dm.setup("test")
-    model.eval()
     (task,) = [t for t in dm.tasks if t.query == "image" and t.database == "image"]
     query_set, db_set = dm.eval_dataset("test", task.query_set), dm.eval_dataset("test", task.database_set)
     rankings = {"pre-sign": lambda m, b: m.encode(b, "image")}
     if method == "agnet":
         rankings["attributes"] = lambda m, b: m.v2a(b["image"])
     out: Dict[str, object] = {}
-    q, ql = embed(model, query_set, rankings["pre-sign"])
-    d, dl = embed(model, db_set, rankings["pre-sign"])
-    out["codes"] = float(mean_average_precision(sign_codes(torch.from_numpy(q)), sign_codes(torch.from_numpy(d)),
-                                                torch.from_numpy(ql), torch.from_numpy(dl)))
     for name, fn in rankings.items():
-        q, ql = embed(model, query_set, fn)
-        d, dl = embed(model, db_set, fn)
+        q, _, ql = embed_dataset(model, query_set, fn, batch_size=1024)
+        d, _, dl = embed_dataset(model, db_set, fn, batch_size=1024)
+        if name == "pre-sign":     # the codes are the signs of the same outputs
+            out["codes"] = float(mean_average_precision(
+                sign_codes(torch.from_numpy(q)), sign_codes(torch.from_numpy(d)),
+                torch.from_numpy(ql), torch.from_numpy(dl)))
         out[name] = cosine_map(q, ql, d, dl)
     if method == "agnet":
         attributes = dm.class_semantics["attributes"]
         with torch.no_grad():
             unseen = sign_codes(model.a2h(attributes[list(dm.split.unseen_classes)]))
             seen = sign_codes(model.a2h(attributes[list(dm.split.seen_classes)]))
-        hamming = (unseen.shape[1] - unseen @ seen.T) / 2
-        out["unseen_code_to_nearest_seen_code_hamming"] = [int(v) for v in hamming.min(dim=1).values]
+        out["unseen_code_to_nearest_seen_code_hamming"] = hamming_distance(unseen, seen).min(dim=1).values.tolist()
     return out
 
 

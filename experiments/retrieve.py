@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,21 +27,28 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def encode_dataset(model, dataset, modality: str, batch_size: int = 512) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(codes {-1,+1} float32 [n, bits], row ids [n], labels [n, C])`` of a dataset, in order."""
+def embed_dataset(model, dataset, fn: Callable, batch_size: int = 512) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fn(model, batch) stacked [n, ...] float32, row ids [n], labels)`` of a dataset, in order, without
+    gradients (the model is put in eval mode)."""
     from torch.utils.data import DataLoader
 
     from datamodules.base import collate_batch
-    from lightning_hash.codes import sign_codes
 
-    codes, rows, labels = [], [], []
+    values, rows, labels = [], [], []
     model.eval()
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_batch):
-            codes.append(sign_codes(model.encode(batch, modality)).cpu().numpy())
+            values.append(fn(model, batch).float().cpu().numpy())
             rows.append(batch["index"].cpu().numpy())
             labels.append(batch["label"].cpu().numpy())
-    return np.concatenate(codes), np.concatenate(rows), np.concatenate(labels)
+    return np.concatenate(values), np.concatenate(rows), np.concatenate(labels)
+
+
+def encode_dataset(model, dataset, modality: str, batch_size: int = 512) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(codes {-1,+1} float32 [n, bits], row ids [n], labels [n, C])`` of a dataset, in order."""
+    from lightning_hash.codes import sign_codes
+
+    return embed_dataset(model, dataset, lambda m, b: sign_codes(m.encode(b, modality)), batch_size)
 
 
 def load_run(run: str, checkpoint: Optional[str] = None):

@@ -64,10 +64,8 @@ def run_cell(method: str, data: List[str], bits: int, seed: int, out: Path, epoc
     if method == "dvb":
         if epochs is not None:
             argv += ["--max-epochs", str(epochs)]
-        if val_every == 0 and epochs is not None:       # validate once, after the last epoch: test the last model
-            argv += ["--set", f"trainer.check_val_every_n_epoch={epochs}"]
-        elif val_every > 0:
-            argv += ["--set", f"trainer.check_val_every_n_epoch={val_every}"]
+        # val_every 0: validate once, after the last epoch, so the last model is tested
+        argv += ["--set", f"trainer.check_val_every_n_epoch={val_every or epochs}"]
     t0 = time.time()
     res = main(argv)
     m = {k: float(v) for k, v in res["metrics"].items()}
@@ -90,6 +88,13 @@ def main(argv=None) -> Dict:
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set for the DVB runs")
     p.add_argument("--output", default="runs/bench_dvb")
     args = p.parse_args(argv)
+    if args.val_every < 0:
+        p.error(f"--val-every expects 0 or a positive number of epochs, got {args.val_every}")
+    mnist_epochs = args.mnist_epochs if args.mnist_epochs is not None else args.epochs
+    if args.val_every == 0 and ((set(args.part) & {"cifar10", "ablation"} and args.epochs is None)
+                                or ("mnist" in args.part and mnist_epochs is None)):
+        p.error("--val-every 0 (validate only after the last epoch) needs --epochs (and --mnist-epochs or --epochs "
+                "for the MNIST part)")
     from lightning_hash.benchmarking import prepare_benchmark
     out = prepare_benchmark(args.output)
     extra = [a for o in args.overrides for a in ("--set", o)]
@@ -121,8 +126,7 @@ def main(argv=None) -> Dict:
         mnist = ["--data", "mnist", "--set", "method.eval_precision_at=[1000]", "--set", "method.eval_map_at=[]"]
         for bits in args.bits:
             for method in ["itq", "dvb"]:
-                epochs = args.mnist_epochs if args.mnist_epochs is not None else args.epochs
-                m = run_cell(method, mnist, bits, args.seed, out / "mnist" / method / f"{bits}bits", epochs,
+                m = run_cell(method, mnist, bits, args.seed, out / "mnist" / method / f"{bits}bits", mnist_epochs,
                              extra if method == "dvb" else [], args.val_every)
                 m["test/P@5000/image->image"] = m.get("test/P@1000/image->image")
                 record("mnist", method, bits, m)

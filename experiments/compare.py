@@ -213,10 +213,19 @@ def plot_metric_vs_bits(rows: Sequence[Dict[str, Any]], data: str, metric: str, 
                                                     if (m, d, me, t) in {(x, data, metric, task) for x in methods}})
         ax.set_xscale("log", base=2)
         ax.set_xticks(bits, [str(b) for b in bits])
-        ax.set_xlabel("bits")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{data}: {task}")
-        ax.grid(alpha=0.3)
+        _label_axis(ax, "bits", metric, f"{data}: {task}")
+    _save_figure(plt, fig, axes, path)
+
+
+def _label_axis(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
+def _save_figure(plt, fig, axes, path: Path) -> None:
+    """Legend on the first panel, then write ``path`` and free the figure."""
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -253,14 +262,8 @@ def plot_curves(records: Sequence[Dict[str, Any]], data: str, bits: int, kind: s
                 ax.plot(curve[0], curve[1], marker=".", label=f"{method} (n={curve[2]})")
         if kind == "precision_at_k":
             ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{data}, {bits} bits: {task}")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _label_axis(ax, xlabel, ylabel, f"{data}, {bits} bits: {task}")
+    _save_figure(plt, fig, axes, path)
     return True
 
 

@@ -233,6 +233,63 @@ def test_hamming_distance_matches_numpy(bits):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# the smallest shapes: 1-3 bits, one label column, one class (torch._int_mm left these uninitialised on CPU)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _small_shape_labels(rng, kind, n):
+    if kind == "one_column":  # multi-hot [n, 1]: relevant iff both carry the one label
+        lab = rng.integers(0, 2, (n, 1))
+        lab[0] = 1
+        return lab
+    if kind == "one_class":  # class indices, all the same class: every item is relevant
+        return np.zeros(n, dtype=np.int64)
+    return (rng.random((n, 3)) < 0.4).astype(np.int64)
+
+
+@pytest.mark.parametrize("labels", ["one_column", "one_class", "three_columns"])
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_smallest_shapes_match_brute_force(bits, labels):
+    """Every metric at 1, 2 and 3 bits with one-column / one-class labels, against the numpy references."""
+    rng = np.random.default_rng(100 * bits + len(labels))
+    n_q, n_d = 7, 40
+    qb, db = rng.integers(0, 2, (n_q, bits)), rng.integers(0, 2, (n_d, bits))
+    ql, dl = _small_shape_labels(rng, labels, n_q), _small_shape_labels(rng, labels, n_d)
+    dist, rel = ref_distance(qb, db), ref_relevance(ql, dl)
+    has_rel = rel.sum(1) > 0
+    lab = (lambda x: torch.from_numpy(x).float()) if ql.ndim == 2 else torch.from_numpy
+    args = (encode(qb, "pm1float"), encode(db, "bool"), lab(ql), lab(dl))
+    np.testing.assert_array_equal(F.hamming_distance(args[0], args[1]).numpy(), dist)
+    for what in METRICS:
+        for k in (1, 5, n_d, n_d + 3):
+            for tie_break, reference in (("index", "index"), ("average", "order_statistics")):
+                ref = ref_mean(ref_per_query(dist, rel, what, k, reference), has_rel, "zero")
+                got = call(what, args, k, tie_break)
+                assert abs(float(got) - ref) < TOL, (what, k, tie_break)
+    curve_p, curve_r = F.precision_recall_curve(*args)
+    for radius in range(bits + 1):
+        ref_p, ref_r = ref_radius(dist, rel, radius, "macro")
+        p, r = F.hamming_radius_precision_recall(*args, radius=radius)
+        assert abs(float(p) - ref_p) < TOL and abs(float(r) - ref_r) < TOL
+        assert abs(float(curve_p[radius]) - ref_p) < TOL and abs(float(curve_r[radius]) - ref_r) < TOL
+
+
+def test_metrics_do_not_use_the_private_int8_matmul(monkeypatch):
+    """torch._int_mm is silently wrong on some shapes of supported releases: the metrics must never call it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch._int_mm was called")
+
+    monkeypatch.setattr(torch, "_int_mm", refuse, raising=False)
+    rng = np.random.default_rng(5)
+    qb, db, ql, dl = make_problem(rng, 4, 30, 16, multilabel=True)
+    args = torch_problem(qb, db, ql, dl, rng)
+    F.hamming_distance(args[0], args[1])
+    for tie_break in ("average", "index"):
+        F.mean_average_precision(*args, tie_break=tie_break)
+    F.precision_recall_curve(*args)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # ranking metrics against the references
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ does not change when the database is shuffled or sharded across processes, and i
 any random tie order reports.
 
 How it is computed: Hamming distances come from an exact integer matrix product of the bits
-(d(u, v) = |u| + |v| - 2 u.v; int8 with int32 accumulation on CPU, float32 elsewhere, exact because every entry
-and partial sum is a small integer). The tie-aware metrics and the radius / P-R metrics only need, per query, the
+(d(u, v) = |u| + |v| - 2 u.v; float32, exact because every entry and partial sum is a small integer; no private
+int8 op, see ``_exact_mm``). The tie-aware metrics and the radius / P-R metrics only need, per query, the
 number of database items and of relevant items at each distance 0..bits; these are counted with one
 ``bincount`` per tile (queries x database columns), so memory is bounded for any database size and no sort is
 needed. The closed forms of the expected values are in the private helpers below. ``tie_break="index"`` needs the
@@ -244,31 +244,29 @@ def _prepare(query_codes, db_codes, query_labels, db_labels) -> _Problem:
 # exact integer products
 # --------------------------------------------------------------------------------------------------------------
 
-_INT_MM_OK: dict = {}
+def _exact_mm(a: Tensor, b: Tensor, out: Optional[Tensor] = None, work: Optional[Tensor] = None) -> Tensor:
+    """``a @ b.T`` for matrices of small integers (int8, or float32 holding integers), exactly, as int32.
 
+    The product runs in float32 with autocast off, which is exact here: every entry is an integer of magnitude
+    <= 127 (exactly representable in fp32, tf32 and bf16), products are accumulated in fp32 and all partial sums
+    are integers far below 2**24. Pass float32 operands to avoid a conversion per call, and ``work`` (a float32
+    buffer of the output's shape) with ``out`` to reuse memory across calls.
 
-def _int_mm_available(device: torch.device) -> bool:
-    if device.type != "cpu":
-        return False
-    if "cpu" not in _INT_MM_OK:
-        try:
-            a = torch.ones(2, 3, dtype=torch.int8)
-            _INT_MM_OK["cpu"] = bool(torch.equal(torch._int_mm(a, a.t()), torch.full((2, 2), 3, dtype=torch.int32)))
-        except Exception:  # noqa: BLE001 - private op missing or unsupported: fall back to float32
-            _INT_MM_OK["cpu"] = False
-    return _INT_MM_OK["cpu"]
-
-
-def _exact_mm(a: Tensor, b: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """``a @ b.T`` for int8 matrices, exactly, as int32.
-
-    float32 is exact here: every entry is an integer of magnitude <= 127 (exactly representable in fp32, tf32 and
-    bf16), products are accumulated in fp32 and all partial sums are integers far below 2**24.
+    Deliberately not ``torch._int_mm`` (int8 x int8 -> int32), although it is about 2x faster on CPU: it is a
+    private op that is silently wrong on supported releases. On CPU (the oneDNN path, seen on torch 2.14.1) it
+    leaves the output uninitialised when the inner dimension is 1 (1-bit codes, one label column), and
+    pytorch/pytorch#195066 reports garbage output for a size-1 dimension with stride 0. A probe cannot cover
+    every shape and stride it would be called with, so the library does not use it.
     """
-    if _int_mm_available(a.device):
-        return torch._int_mm(a, b.t()) if out is None else torch._int_mm(a, b.t(), out=out)
+    af = a if a.dtype == torch.float32 else a.float()
+    bf = b if b.dtype == torch.float32 else b.float()
     with torch.autocast(device_type=a.device.type, enabled=False):
-        return torch.mm(a.float(), b.float().t()).round_().to(torch.int32)
+        prod = torch.mm(af, bf.t()) if work is None else torch.mm(af, bf.t(), out=work)
+    if prod.device.type != "cpu":
+        prod.round_()  # exact already; a guard against reduced-precision accumulation settings on accelerators
+    if out is None:
+        return prod.to(torch.int32)
+    return out.copy_(prod)
 
 
 def _int8_pieces(values: Tensor, n_pieces: int) -> Tensor:
@@ -279,7 +277,7 @@ def _int8_pieces(values: Tensor, n_pieces: int) -> Tensor:
 
 def _distance_features(problem: _Problem, q_extra: Optional[Tensor] = None,
                        d_extra: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """int8 features with ``qf @ df.T == hamming distance (+ q_extra @ d_extra.T)``.
+    """float32 features (small integers) with ``qf @ df.T == hamming distance (+ q_extra @ d_extra.T)``.
 
     With bits u, v in {0, 1}: d(u, v) = |u| + |v| - 2 u.v, so the query side holds [-2u, 1, |u|] and the database
     side [v, |v|, 1] (the popcounts split into int8 pieces).
@@ -290,7 +288,8 @@ def _distance_features(problem: _Problem, q_extra: Optional[Tensor] = None,
         q01.new_ones(q01.shape[0], n_pieces), _int8_pieces(_row_counts(q01), n_pieces)]
     d_parts = [d01] + ([d_extra] if d_extra is not None else []) + [
         _int8_pieces(_row_counts(d01), n_pieces), d01.new_ones(d01.shape[0], n_pieces)]
-    return torch.cat(q_parts, 1).contiguous(), torch.cat(d_parts, 1).contiguous()
+    # float32 once here, so the tile products need no conversion (see _exact_mm)
+    return torch.cat(q_parts, 1).float().contiguous(), torch.cat(d_parts, 1).float().contiguous()
 
 
 def hamming_distance(query_codes: Tensor, db_codes: Tensor) -> Tensor:
@@ -411,7 +410,7 @@ def _map_histograms(problem: _Problem, fn) -> list:
         hist = torch.zeros(size, dtype=torch.int64, device=device)
         for n0 in range(0, n_d, n_cols):
             n1 = min(n_d, n0 + n_cols)
-            key = _exact_mm(qf[q0:q1], df[n0:n1], out=_scratch(local, (q1 - q0, n1 - n0), device))
+            key = _tile_product(local, qf[q0:q1], df[n0:n1])
             if not fuse:
                 key.add_(_relevance(lab, q0, q1, n0, n1), alpha=step)
             hist += torch.bincount(key.view(-1), minlength=size)
@@ -421,12 +420,21 @@ def _map_histograms(problem: _Problem, fn) -> list:
     return _parallel_map(chunk, ranges, device)
 
 
-def _scratch(local: threading.local, shape: tuple[int, int], device: torch.device) -> Tensor:
-    """A contiguous int32 buffer of ``shape`` from a per-worker scratch area (reused: fresh pages fault)."""
+def _scratch(local: threading.local, shape: tuple[int, int], device: torch.device,
+             dtype: torch.dtype = torch.int32) -> Tensor:
+    """A contiguous buffer of ``shape`` and ``dtype`` from a per-worker scratch area (reused: fresh pages fault)."""
     size = shape[0] * shape[1]
-    if getattr(local, "scratch", None) is None or local.scratch.numel() < size:
-        local.scratch = torch.empty(size, dtype=torch.int32, device=device)
-    return local.scratch[:size].view(shape)
+    name = f"scratch_{dtype}"
+    if getattr(local, name, None) is None or getattr(local, name).numel() < size:
+        setattr(local, name, torch.empty(size, dtype=dtype, device=device))
+    return getattr(local, name)[:size].view(shape)
+
+
+def _tile_product(local: threading.local, qf: Tensor, df: Tensor) -> Tensor:
+    """``_exact_mm(qf, df)`` into this worker's reused int32 / float32 buffers."""
+    shape = (qf.shape[0], df.shape[0])
+    return _exact_mm(qf, df, out=_scratch(local, shape, qf.device),
+                     work=_scratch(local, shape, qf.device, torch.float32))
 
 
 def _relevance(lab: _Labels, q0: int, q1: int, n0: int, n1: int) -> Tensor:
@@ -697,8 +705,7 @@ def _index_metric(problem: _Problem, what: str, k: Optional[int]) -> tuple[Tenso
             r1 = min(q1, r0 + tile_rows)
             for n0 in range(0, n_d, n_cols):
                 n1 = min(n_d, n0 + n_cols)
-                key[r0 - q0:r1 - q0, n0:n1] = _exact_mm(qf[r0:r1], df[n0:n1],
-                                                        out=_scratch(local, (r1 - r0, n1 - n0), device))
+                key[r0 - q0:r1 - q0, n0:n1] = _tile_product(local, qf[r0:r1], df[n0:n1])
                 rel[r0 - q0:r1 - q0, n0:n1] = _relevance(lab, r0, r1, n0, n1)
         if batched:
             perm = torch.sort(key, dim=1, stable=True).indices[:, :length]

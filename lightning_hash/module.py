@@ -90,18 +90,24 @@ class HashingModule(pl.LightningModule):
         return (trainer.current_epoch if trainer is not None else 0) + 1
 
     def _log_details_now(self) -> bool:
-        """True on the steps whose logged values the logger writes (every ``log_every_n_steps``).
+        """True on exactly the steps whose logged values the logger writes (every ``log_every_n_steps``).
 
         Lightning's ``self.log`` costs about 1.6 ms per call on CPU, which for small models is a large share of
         a step (DJSRH on Wiki: 1.50x the time of a bare PyTorch loop with 5 calls per step, 1.1x without), and
         the logger only writes every ``log_every_n_steps`` steps anyway; methods log training values on these
-        steps only.
+        steps only. The decision is Lightning's own (``should_update_logs`` of its logger connector, which its
+        LearningRateMonitor and DeviceStatsMonitor read too): Lightning writes when ``(batches stepped + 1) % n
+        == 0`` or the run is stopping, so a rule of our own (``global_step % n == 0`` was one) can miss every
+        written step. ``tests/test_logging.py`` checks the CSV rows of every trained method.
         """
         trainer = self._trainer
         if trainer is None:
             return True
-        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
-        return trainer.global_step % every == 0
+        connector = getattr(trainer, "_logger_connector", None)
+        if connector is None or not hasattr(type(connector), "should_update_logs"):
+            raise RuntimeError("this Lightning release has no logger-connector should_update_logs; "
+                               "lightning_hash._log_details_now needs updating for it")
+        return bool(connector.should_update_logs)
 
     # ------------------------------------------------------------------ evaluation
     def _metric_collection(self, curves: bool = False) -> MetricCollection:

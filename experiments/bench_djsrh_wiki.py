@@ -3,7 +3,7 @@
 
     python experiments/bench_djsrh_wiki.py [--bits 16 32 64 128] [--seed 0] [--output runs/bench_djsrh_wiki]
 
-Each bit length is one ordinary ``run.py`` run (official Wiki settings from experiments/configs/djsrh.yaml:
+Each bit length is one ordinary ``run.py`` run (official Wiki settings from lightning_hash/configs/djsrh.yaml:
 beta = lambda1 = lambda2 = 0.3, LR 0.01/0.01, 200 epochs, batch 32); the script prints a markdown table of
 test mAP@50 and mAP@all for image->text and text->image, with the random-code reference measured the same way.
 """

@@ -43,7 +43,7 @@ from bench_classic import THESIS_TABLE_3_2 as CLASSIC_TABLE_3_2  # noqa: E402
 THESIS_TABLE_3_2 = {**CLASSIC_TABLE_3_2,
                     "dvb": {"mAP@all": (0.165, 0.167, 0.175), "P@5000": (0.191, 0.194, 0.207)}}
 TABLE_BITS = (16, 32, 64)
-#: DVB settings for CIFAR-10 GIST-512 on top of experiments/configs/dvb.yaml, chosen on the validation queries at
+#: DVB settings for CIFAR-10 GIST-512 on top of lightning_hash/configs/dvb.yaml, chosen on the validation queries at
 #: 32 bits (docs/dvb.md): with lr 1e-3 the validation mAP falls after the first epoch; 1e-5 peaks at epoch 3-4
 CIFAR_DVB = ["--set", "method.hidden=256", "--set", "method.lr=1e-5"]
 NAMES = {"lsh": "LSH", "sh": "SH", "itq": "ITQ", "dvb": "DVB", "dvb1": "DVB-1 (no centre term)",

@@ -4,7 +4,7 @@
     python experiments/bench_overhead.py [--data wiki] [--repeats 5] [--threads 1]
 
 Both arms, in the same process, on the same DataModule (``--data``, batch 32, z-scored features as in
-experiments/configs/djsrh.yaml), the same shuffled batch order (the DataModule's train loader at epoch 0), the
+lightning_hash/configs/djsrh.yaml), the same shuffled batch order (the DataModule's train loader at epoch 0), the
 same initial weights and the same math: the bare loop calls ``joint_semantics_matrix`` and ``djsrh_loss`` from
 lightning_hash/methods/djsrh.py, with the model's own heads and its ``configure_optimizers()`` (SGD), alpha =
 sqrt(1). The Lightning arm runs ``Trainer(max_epochs=1, logger=False, enable_checkpointing=False,

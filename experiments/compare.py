@@ -3,7 +3,7 @@
 offline W&B runs.
 
     python experiments/compare.py runs/sweep_wiki [more folders, files or globs] --out docs/compare \\
-        [--metrics mAP@50 mAP@all P@100] [--plot-metric mAP@50] [--paper experiments/paper_figures.yaml] \\
+        [--metrics mAP@50 mAP@all P@100] [--plot-metric mAP@50] [--paper lightning_hash/paper_figures.yaml] \\
         [--split test]
 
 Inputs: each argument is a ``results.json`` file, an offline W&B run folder (``wandb/offline-run-*``, read with
@@ -278,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     p.add_argument("--out", default="compare", help="output folder")
     p.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS)
     p.add_argument("--plot-metric", default=None, help="metric drawn against bits (default: the first of --metrics)")
-    p.add_argument("--paper", default=None, help="paper figures YAML, e.g. experiments/paper_figures.yaml")
+    p.add_argument("--paper", default=None, help="paper figures YAML, e.g. lightning_hash/paper_figures.yaml")
     p.add_argument("--split", default="test")
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)

@@ -3,7 +3,7 @@
 The order of configuration, later entries winning:
 
 1. the method's constructor defaults (``lightning_hash/methods/<name>.py``),
-2. ``experiments/configs/<method>.yaml``: sections ``method:`` (constructor arguments), ``data:`` (DataModule
+2. ``lightning_hash/configs/<method>.yaml`` (package data): sections ``method:`` (constructor arguments), ``data:`` (DataModule
    arguments) and ``trainer:``, then ``datasets: {<data name>: {method:, data:, trainer:}}`` for the
    per-dataset settings of the paper,
 3. ``--config FILE`` (same layout), then the command-line flags and ``--set section.key=value``.
@@ -34,8 +34,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-#: Where the per-method configs live (experiments/configs in a source checkout).
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+#: Where the per-method configs live: package data (``lightning_hash/configs``), so an installed wheel has them.
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: The papers' reported figures (``experiments/compare.py --paper``), package data too.
+PAPER_FIGURES = Path(__file__).resolve().parent / "paper_figures.yaml"
 
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.yaml"
@@ -83,9 +85,15 @@ def _positive_int(flag: str):
     return parse
 
 
+def _prog() -> str:
+    """``run.py`` or ``lightning-hash``: the name the user typed, for --help and error messages."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name in ("run.py", "lightning-hash") else "run.py"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="run.py", description="Train and evaluate a hashing method on a retrieval benchmark.",
+        prog=_prog(), description="Train and evaluate a hashing method on a retrieval benchmark.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--method", nargs="+", default=None, help="method name(s); several run as a grid")
     p.add_argument("--data", default="digits", help="dataset name or path to a .npz/.h5 bundle")
@@ -160,7 +168,11 @@ def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_D
     methods.get(args.method)            # unknown method: ValueError listing the valid names
     data_name = dataset_name(args.data)   # unknown dataset: ValueError listing the valid names
     cfg: Dict[str, Any] = {"method": {}, "data": {}, "trainer": {}}
-    method_file = config_dir / f"{args.method}.yaml"
+    if not Path(config_dir).is_dir():   # never a silent fall-back to constructor defaults
+        raise FileNotFoundError(f"config folder not found: {config_dir} (it holds <method>.yaml with the paper's "
+                                "settings and ships inside the package as lightning_hash/configs; reinstall the "
+                                "package, or pass the folder that holds them)")
+    method_file = Path(config_dir) / f"{args.method}.yaml"
     files = ([method_file] if method_file.is_file() else []) + ([Path(args.config)] if args.config else [])
     for path in files:
         content = _read_yaml(path)
@@ -417,9 +429,14 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_
         return results
     except (ValueError, FileNotFoundError, KeyError) as err:
         if argv is None:  # command line: a clear message, no traceback from deep inside
-            print(f"run.py: error: {err}", file=sys.stderr)
+            print(f"{_prog()}: error: {err}", file=sys.stderr)
             raise SystemExit(2)
         raise
+
+
+def cli() -> None:
+    """The console command ``lightning-hash`` (same flags and code as ``python experiments/run.py``)."""
+    main()
 
 
 def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dict[str, Any]:

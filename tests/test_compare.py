@@ -56,7 +56,7 @@ def sweep(tmp_path):
 def test_table_mean_std_match_numpy(sweep):
     tmp_path, truth = sweep
     out = tmp_path / "cmp"
-    res = compare.main([str(tmp_path / "runs"), "--out", str(out), "--paper", str(ROOT / "experiments" /
+    res = compare.main([str(tmp_path / "runs"), "--out", str(out), "--paper", str(ROOT / "lightning_hash" /
                                                                                  "paper_figures.yaml")])
     assert len(res["records"]) == 12
     rows = {(r["method"], r["bits"], r["task"], r["metric"]): r for r in res["rows"]}

@@ -73,7 +73,7 @@ Departures from the thesis, and why
   computed on the raw features ``x``, as in the thesis.
 * **Collapse and the shipped weights.** With the thesis' ``eps_std``-free sampling, ``a1 = 0.5``, ``a2 = 0.1``,
   the generator reached one code for every item on the digits default (mAP at chance, measured): the noise of
-  ``z`` is used to satisfy H2 in training and averaged away by eq. 3.16. ``experiments/configs/dvb.yaml`` ships
+  ``z`` is used to satisfy H2 in training and averaged away by eq. 3.16. ``lightning_hash/configs/dvb.yaml`` ships
   ``eps_std = 0.02`` (authors' code), ``a1 = 0.5`` (the thesis'), ``a2 = 3``, ``a3 = 30``, ``t = 0.1``
   (relative), ``lr = 1e-3``, chosen on validation queries of digits and CIFAR-10 (docs/dvb.md has the grids);
   the constructor defaults stay the thesis' values.

@@ -200,8 +200,9 @@ def semantic_adjacency(semantics: torch.Tensor, t: float = 0.1) -> torch.Tensor:
 def normalized_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
     """``D^-1/2 A D^-1/2`` with ``D = diag(A 1)`` (eq. 5.5); ``A`` must be self-connected (positive row sums).
 
-    >>> normalized_adjacency(torch.tensor([[1.0, 1.0], [1.0, 1.0]])).tolist()
-    [[0.5, 0.5], [0.5, 0.5]]
+    >>> normalized_adjacency(torch.tensor([[1.0, 1.0], [1.0, 1.0]]))  # rsqrt: within float32 rounding of 0.5
+    tensor([[0.5000, 0.5000],
+            [0.5000, 0.5000]])
     """
     if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
         raise ValueError(f"normalized_adjacency expects a square matrix, got shape {tuple(adjacency.shape)}")

@@ -24,7 +24,10 @@ nuswide]                                                                        
                                                                                               ``protocol="dcmh"``
 Xlsa17 [xlsa17]        ``res101.mat`` + ``att_splits.mat``         image->image on unseen     xlsa17 proposed split
 Unified [unified]      one ``.mat`` with I/T/L _tr/_te/_db         image<->text               fixed (published)
-Bundle [bundle]        documented ``.npz`` / ``.h5`` bundle         every modality             its own split, else
+Bundle [bundle]        documented ``.npz`` / ``.h5`` bundle         every modality             its published split
+                                                                                              (train = database
+                                                                                              when it has no
+                                                                                              split_train), else
                                                                                               random 10%
 =====================  ==========================================  =========================  =====================
 
@@ -38,13 +41,14 @@ File-based ones take ``root=`` (default ``../shared/data/<name>`` beside the rep
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
 from .arrays import DatasetArrays
-from .base import RetrievalDataModule
+from .base import RetrievalDataModule, Split
 from .digits import DEFAULT_UNSEEN as DIGITS_UNSEEN
 
 PathLike = Union[str, os.PathLike]
@@ -439,11 +443,40 @@ class UnifiedDataModule(_FileDataModule):
         return read_unified(self._root())
 
 
+#: protocol arguments that name a published split (their string values are split names)
+_SPLIT_ARGS = ("query_pool", "train_pool", "unseen_from", "val_classes_from")
+#: the arguments of the ``fixed`` protocol that name published splits (``database`` also takes ``"rest"``)
+_FIXED_SPLIT_ARGS = ("query", "train", "database")
+
+
 class BundleDataModule(_ZeroShotMixin, _FileDataModule):
     """A user's own data in the documented ``.npz`` / ``.h5`` bundle (see ``datamodules.readers.read_bundle``).
 
-    When the bundle holds ``train`` and ``query`` index arrays they are the split (``database`` too when
-    present, else the training set); otherwise a seeded random split is drawn (``n_query`` default 10%).
+    Published splits are used whenever the file carries any ``split_<name>`` arrays (protocol ``fixed``):
+
+    * queries = ``split_query`` (required);
+    * training set = ``split_train``, or, when the file has no ``split_train``, ``split_database``: the database
+      doubles as the training set, as in the unsupervised / retrieval protocols of many hashing codes;
+    * database = ``split_database``, or ``split_train`` when the file has no ``split_database``;
+    * validation queries = ``split_val`` when present (their database: the test database without them), else
+      drawn (seeded, ``n_val`` / ``val_pool``) from the database.
+
+    A file whose split lacks ``split_query``, or has it without ``split_train`` and ``split_database``, raises
+    ``ValueError`` naming the file, the split keys present and the ones missing; so do queries shared with the
+    training set or the database (:meth:`Split.validate <datamodules.base.Split.validate>`). Without any split
+    arrays a seeded random split is drawn (``n_query`` default 10%).
+
+    A bundle's published split is never dropped silently. To draw another split from a file that publishes
+    one, either give a protocol whose arguments use a published split as a pool (``protocol="cifar10"`` on a
+    ``split_train`` + ``split_test`` bundle, ``query_pool="query"``, ``unseen_from="test_unseen"``, ...), or pass
+    ``ignore_published_split=True`` (recorded in the split's ``params``); a protocol, sizes such as
+    ``n_query=`` or zero-shot options without either are an error that says so.
+
+    Parameters
+    ----------
+    path: the ``.npz`` / ``.h5`` file (``root=`` is accepted as a synonym).
+    zero_shot: a zero-shot class hold-out (``unseen_classes=`` / ``n_unseen=`` ...), see the module docstring.
+    ignore_published_split: draw the split with ``protocol`` (default ``random``) even though the file publishes one.
     """
 
     name = "bundle"
@@ -453,24 +486,119 @@ class BundleDataModule(_ZeroShotMixin, _FileDataModule):
     layout = "a .npz or .h5 bundle (modality arrays, labels, class_names, optional split indices)"
 
     def __init__(self, path: Optional[PathLike] = None, root: Optional[PathLike] = None, zero_shot: bool = False,
-                 **kwargs: Any) -> None:
+                 ignore_published_split: bool = False, **kwargs: Any) -> None:
         if path is None and root is None:
             raise ValueError("bundle: give path= (the .npz / .h5 file)")
-        self._protocol_given = kwargs.get("protocol") is not None or zero_shot or any(
-            k in kwargs for k in ("unseen_classes", "n_unseen", "unseen_from"))
+        if not isinstance(ignore_published_split, bool):
+            raise ValueError(f"ignore_published_split must be True or False, got {ignore_published_split!r}")
         given = {**(kwargs.get("protocol_args") or {}), **kwargs}
+        self._protocol_given = kwargs.get("protocol") is not None or zero_shot or any(
+            k in given for k in ("unseen_classes", "n_unseen", "unseen_from"))
         self._sizes_given = sorted(k for k in given if k in _ALL_PROTOCOL_ARGS and k not in ("n_val", "val_pool"))
+        self.ignore_published_split = ignore_published_split
+        self._published: Optional[Dict[str, Any]] = None   # how the published split is served, set by _read
+        self._ignored: list = []                            # published splits set aside by ignore_published_split
         super().__init__(root=path if path is not None else root, **self._zero_shot_kwargs(zero_shot, kwargs))
+
+    # ------------------------------------------------------------------ which splits the protocol names
+    def _named_splits(self) -> set:
+        """Published-split names the protocol's arguments (its table defaults included) refer to."""
+        from .protocols import PROTOCOLS
+        args = {**PROTOCOLS[self.protocol][1], **self.protocol_args}
+        keys = _SPLIT_ARGS + (_FIXED_SPLIT_ARGS if self.protocol == "fixed" else ())
+        return {v for k, v in args.items() if k in keys and isinstance(v, str) and v != "rest"}
 
     def _read(self) -> DatasetArrays:
         from .readers import read_bundle
-        arrays = read_bundle(self._root())
-        fixed = arrays.fixed_splits
-        if not self._protocol_given and "train" in fixed and "query" in fixed:
-            if self._sizes_given:
-                raise ValueError(f"bundle {self.root} holds its own split (train/query indices), so the sizes "
-                                 f"{self._sizes_given} do not apply; pass protocol='random' (or another) to draw one")
-            self.protocol = "fixed"
-            self.protocol_args = {**{k: v for k, v in self.protocol_args.items() if k in ("n_val", "val_pool")},
-                                  "database": "database" if "database" in fixed else None}
+        arrays = read_bundle(self._root(), split_names=sorted(self._named_splits()))
+        self._plan_split(arrays)
         return arrays
+
+    def _plan_split(self, arrays: DatasetArrays) -> None:
+        """Decide how the file's published split is served (see the class docstring); sets ``protocol``."""
+        from .readers.bundle import RETRIEVAL_SPLITS
+        fixed, src = arrays.fixed_splits, arrays.source
+        present = ", ".join(f"split_{k} ({len(v)} rows)" for k, v in fixed.items())
+        self._published, self._ignored = None, []
+        if not fixed:
+            if self.protocol == "fixed":
+                raise ValueError(f"{src}: protocol 'fixed' serves a published split, but the file has no split_* "
+                                 "arrays; leave protocol out to draw a seeded random split")
+            return
+        if self.ignore_published_split:
+            self._ignored = sorted(fixed)
+            return
+        if self.protocol != "fixed" and (self._protocol_given or self._sizes_given):
+            if self._protocol_given and self._named_splits() & set(fixed):
+                return    # the protocol draws from the published rows (e.g. cifar10's query_pool='test')
+            asked = " with ".join(x for x in (f"protocol '{self.protocol}'" if self._protocol_given else "",
+                                              f"the arguments {self._sizes_given}" if self._sizes_given else "")
+                                  if x)
+            raise ValueError(
+                f"{src} holds its own split ({present}), but {asked} would draw another and ignore it. Leave "
+                "protocol/sizes out to use the published split, name a published split as the protocol's pool "
+                "(e.g. query_pool='query'), or pass ignore_published_split=True to draw your own anyway")
+        # serve the published split with the 'fixed' protocol
+        user = dict(self.protocol_args) if self.protocol == "fixed" else {}
+        if "query" not in fixed and "query" not in user:
+            if "test" in fixed:
+                how = ("draw the queries from split_test with protocol='cifar10' (100 per class) or "
+                       "protocol='class_balanced', query_pool='test'")
+            else:
+                how = "pass ignore_published_split=True to draw a random split instead"
+            raise ValueError(f"{src}: the published split is incomplete: it has {present} but no split_query (the "
+                             "test queries), which every published retrieval split needs. Add split_query, or "
+                             f"{how}")
+        train = user.get("train", "train" if "train" in fixed else ("database" if "database" in fixed else None))
+        database = user.get("database", "database" if "database" in fixed else None)
+        if train is None:
+            raise ValueError(f"{src}: the published split is incomplete: it has {present} but neither split_train "
+                             "nor split_database, so there is no training set (it would be split_train, or "
+                             "split_database when there is no split_train). Add one of them")
+        val = "val" in fixed
+        if val and any(k in self.protocol_args for k in ("n_val", "val_pool")):
+            raise ValueError(f"{src} publishes its validation queries (split_val, {len(fixed['val'])} rows), so "
+                             f"n_val / val_pool do not apply; leave them out")
+        unused = sorted(set(fixed) - set(RETRIEVAL_SPLITS) - self._named_splits())
+        if unused:
+            warnings.warn(f"{src}: {', '.join(f'split_{k}' for k in unused)} not used: the published retrieval "
+                          "split is split_train / split_query / split_database / split_val", stacklevel=3)
+        self.protocol = "fixed"
+        self.protocol_args = {**{k: v for k, v in self.protocol_args.items() if k in ("n_val", "val_pool")},
+                              "query": user.get("query", "query"), "train": train, "database": database}
+        if val:
+            self.protocol_args["n_val"] = 0      # replaced by split_val in make_split
+        def rows(spec: Any) -> str:
+            if isinstance(spec, str):
+                return "every item but the queries" if spec == "rest" else f"split_{spec}"
+            return f"{len(spec)} explicit rows"
+
+        origin = [f"query = {rows(self.protocol_args['query'])}",
+                  f"train = {rows(train)}" + ("" if "train" in fixed or "train" in user
+                                              else " (the file has no split_train)"),
+                  f"database = {rows(database if database is not None else train)}"
+                  + ("" if database is not None else " (the file has no split_database)")]
+        if val:
+            origin.append("val = split_val")
+        self._published = {"origin": "; ".join(origin), "val": val}
+
+    def make_split(self, arrays: DatasetArrays) -> Split:
+        split = super().make_split(arrays)
+        if self._published is not None:
+            src = arrays.source
+            if self._published["val"]:
+                val = np.sort(np.asarray(arrays.fixed_splits["val"], dtype=np.int64))
+                split.val, split.val_database = val, np.setdiff1d(split.database, val)
+                split.params.update(n_val=int(val.size), val_pool="published")
+                if split.val_database.size == 0:
+                    raise ValueError(f"{src}: split_val covers the whole database, so the validation queries have "
+                                     f"nothing to search ({self._published['origin']})")
+            try:
+                split.validate(arrays.num_items, arrays.labels)
+            except ValueError as e:
+                raise ValueError(f"{src}: the published split is inconsistent: {e} "
+                                 f"({self._published['origin']})") from e
+            split.params["published"] = self._published["origin"]
+        elif self._ignored:
+            split.params["published_split_ignored"] = [f"split_{k}" for k in self._ignored]
+        return split

@@ -427,7 +427,9 @@ def test_bundle_path_goes_to_the_bundle_datamodule(tmp_path):
     np.testing.assert_array_equal(dm.split.database, np.arange(60))
     with pytest.raises(ValueError, match="holds its own split"):
         datamodules.create(str(path), n_query=10).setup()
-    drawn = datamodules.create(str(path), protocol="random", n_query=8)
+    with pytest.raises(ValueError, match="holds its own split.*ignore_published_split=True"):
+        datamodules.create(str(path), protocol="random", n_query=8).setup()   # never dropped silently
+    drawn = datamodules.create(str(path), protocol="random", n_query=8, ignore_published_split=True)
     drawn.setup()
     assert len(drawn.split.query) == 8
 

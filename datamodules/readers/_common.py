@@ -1,14 +1,21 @@
 """Helpers shared by the readers: file checks, error types, label conversion, row orientation, cache folder.
 
 Private to :mod:`datamodules.readers`; every function raises with a message that names the file, the key and
-what was expected, so that a reader built from them fails loudly and readably.
+what was expected, so that a reader built from them fails loudly and readably. A file that exists but cannot be
+decoded (truncated, corrupted, or another format under the expected name) raises :class:`DamagedFileError`
+through :func:`decoding`, the one place that turns the decoders' low-level exceptions (``zipfile.BadZipFile``,
+h5py's ``OSError``, scipy's ``OSError`` / ``ValueError``, ``EOFError``, ...) into one readable error.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
+import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 
@@ -20,6 +27,61 @@ class MissingKeyError(KeyError):
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return str(self.args[0]) if self.args else ""
+
+
+class DamagedFileError(ValueError):
+    """A file that exists but cannot be decoded: truncated, corrupted, or not in the format its name promises.
+
+    A ``ValueError``; the decoder's own exception is chained as ``__cause__``.
+    """
+
+
+#: what the decoders raise on a truncated or corrupt file: h5py ``OSError`` ("truncated file", "file signature
+#: not found"), ``zipfile.BadZipFile`` (``.npz``), scipy ``OSError`` ("could not read bytes"), ``EOFError``,
+#: ``zlib.error`` (compressed members), ``struct.error``, and HDF5's ``RuntimeError`` on damaged object headers
+DECODE_ERRORS: Tuple[Type[BaseException], ...] = (OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
+                                                  RuntimeError)
+#: raised inside a decoder but not about the file's content: passed through unchanged
+_NOT_DAMAGE = (DamagedFileError, FileNotFoundError, IsADirectoryError, PermissionError, MemoryError)
+
+
+def damaged_file(path: PathLike, what: str, cause: Union[BaseException, str], layout: str = "") -> DamagedFileError:
+    """The :class:`DamagedFileError` for ``path``, which could not be decoded as ``what`` (e.g. ``"a .npz archive"``).
+
+    ``cause``: the decoder's exception (its type and text are quoted) or a short reason.
+    """
+    p = Path(path)
+    try:
+        size = f"{p.stat().st_size} bytes"
+    except OSError:
+        size = "size unknown"
+    reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
+    msg = (f"{p}: cannot be read as {what}; the file is damaged or truncated (an interrupted download or copy?), "
+           f"or is not {what} ({size}; {reason})")
+    if layout:
+        msg += f". Expected layout: {layout}"
+    return DamagedFileError(msg)
+
+
+@contextmanager
+def decoding(path: PathLike, what: str, layout: str = "",
+             errors: Tuple[Type[BaseException], ...] = ()) -> Iterator[None]:
+    """Run a decoder on ``path``; its low-level exceptions become a :class:`DamagedFileError` naming the file.
+
+    Catches :data:`DECODE_ERRORS` plus ``errors`` (e.g. ``(Exception,)`` around scipy's MATLAB parser, which
+    raises plain ``ValueError`` on malformed files), chaining the original. A missing file, a permission
+    problem, ``MemoryError`` and an error already raised as ``DamagedFileError`` pass through unchanged, so wrap
+    only the decoding calls, not the reader's own checks.
+
+    >>> with decoding("x.npz", "a .npz archive"):                       # doctest: +SKIP
+    ...     np.load("x.npz")
+    """
+    try:
+        yield
+    except _NOT_DAMAGE:
+        raise
+    except DECODE_ERRORS + tuple(errors) as e:
+        raise damaged_file(path, what, e, layout) from e
 
 
 def require_file(path: PathLike, layout: str) -> Path:

@@ -17,11 +17,13 @@ Example
 """
 from __future__ import annotations
 
+import struct
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._common import PathLike, missing_key, require_file
+from ._common import PathLike, damaged_file, decoding, missing_key, require_file
 
 __all__ = ["is_v73", "mat_keys", "load_mat", "cell_to_list", "cellstr", "to_dense"]
 
@@ -35,24 +37,76 @@ def is_v73(path: PathLike) -> bool:
     return bool(h5py.is_hdf5(str(path)))
 
 
-def mat_keys(path: PathLike, layout: str = "a MATLAB .mat file") -> List[str]:
-    """Names of the variables stored in a ``.mat`` file (either version), without reading their data."""
+_MAT = "a MATLAB .mat file"
+_MI_COMPRESSED = 15
+
+
+def _v5_truncation(path: Path) -> Optional[str]:
+    """Where a MATLAB v5 file ends early, or ``None`` (also for v4 and non-MATLAB files, left to scipy).
+
+    scipy's ``whosmat`` seeks past each variable without checking that its data are there, so a truncated file
+    lists its first variables and silently loses the rest; walking the top-level tags (8 bytes each) finds the
+    cut without reading the data.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+        if len(head) < 4 or 0 in head[:4]:          # v4 (or not MATLAB): no v5 header
+            return None
+        if len(head) < 128:
+            return "it ends inside the 128-byte MATLAB header"
+        endian = {b"IM": "<", b"MI": ">"}.get(head[126:128])
+        if endian is None:
+            return None
+        pos = 128
+        while pos < size:
+            fh.seek(pos)
+            tag = fh.read(8)
+            if len(tag) < 8:
+                return f"it ends inside the header of a variable at byte {pos}"
+            mtype, nbytes = struct.unpack(endian + "II", tag)
+            if mtype >> 16:                          # small data element: its data sit in the tag
+                pos += 8
+                continue
+            end = pos + 8 + nbytes
+            if mtype != _MI_COMPRESSED:
+                end += (-nbytes) % 8
+            if pos + 8 + nbytes > size:
+                return (f"a variable at byte {pos} holds {nbytes} bytes but the file ends {pos + 8 + nbytes - size} "
+                        "bytes short of them")
+            pos = end
+    return None
+
+
+def mat_keys(path: PathLike, layout: str = _MAT) -> List[str]:
+    """Names of the variables stored in a ``.mat`` file (either version), without reading their data.
+
+    A truncated or corrupt file raises :class:`~datamodules.readers._common.DamagedFileError` (a ``ValueError``)
+    naming it.
+    """
     p = require_file(path, layout)
     if is_v73(p):
         import h5py
 
-        with h5py.File(p, "r") as f:
-            return sorted(k for k in f.keys() if k not in _H5_SKIP)
+        with decoding(p, "a MATLAB v7.3 (HDF5) .mat file", layout, errors=(KeyError,)):
+            with h5py.File(p, "r") as f:
+                return sorted(k for k in f.keys() if k not in _H5_SKIP)
     import scipy.io
 
-    try:
+    cut = _v5_truncation(p)
+    if cut is not None:   # chain the error scipy gives when it reaches the cut (only on this failure path)
+        cause: Optional[BaseException] = None
+        try:
+            scipy.io.loadmat(str(p))
+        except Exception as e:  # noqa: BLE001 - any decoder failure is the evidence
+            cause = e
+        raise damaged_file(p, _MAT, cut, layout) from cause
+    with decoding(p, _MAT, layout, errors=(Exception,)):   # scipy raises ValueError & co. on malformed files
         return sorted(name for name, _, _ in scipy.io.whosmat(str(p)))
-    except Exception as e:  # corrupt / not a mat file
-        raise ValueError(f"{p}: not a readable MATLAB file ({e}). Expected layout: {layout}") from e
 
 
 def load_mat(path: PathLike, keys: Optional[Sequence[str]] = None, *, optional: Sequence[str] = (),
-             layout: str = "a MATLAB .mat file") -> Dict[str, Any]:
+             layout: str = _MAT) -> Dict[str, Any]:
     """Load variables from a ``.mat`` file of any version, in MATLAB's own shapes.
 
     Parameters
@@ -72,6 +126,11 @@ def load_mat(path: PathLike, keys: Optional[Sequence[str]] = None, *, optional: 
         name -> value: numeric arrays (MATLAB shape, 2-d at least as MATLAB stores them), cell arrays as
         ``object`` arrays of MATLAB shape, char arrays as ``str`` (or ``object`` arrays of ``str``), structs as
         ``dict`` (v7.3) / record arrays (v5), sparse matrices as :mod:`scipy.sparse` matrices.
+
+    Raises
+    ------
+    DamagedFileError
+        (a ``ValueError``) for a truncated or corrupt file, or one that is not a MATLAB file, naming it.
     """
     p = require_file(path, layout)
     found = mat_keys(p, layout)
@@ -83,11 +142,13 @@ def load_mat(path: PathLike, keys: Optional[Sequence[str]] = None, *, optional: 
     if is_v73(p):
         import h5py
 
-        with h5py.File(p, "r") as f:
-            return {k: _h5_value(f, f[k]) for k in wanted}
+        with decoding(p, "a MATLAB v7.3 (HDF5) .mat file", layout, errors=(KeyError,)):
+            with h5py.File(p, "r") as f:
+                return {k: _h5_value(f, f[k]) for k in wanted}
     import scipy.io
 
-    data = scipy.io.loadmat(str(p), variable_names=wanted, squeeze_me=False, chars_as_strings=True)
+    with decoding(p, _MAT, layout, errors=(Exception,)):
+        data = scipy.io.loadmat(str(p), variable_names=wanted, squeeze_me=False, chars_as_strings=True)
     return {k: data[k] for k in wanted}
 
 

@@ -11,7 +11,9 @@ numbers (returned as ``int64`` class indices; numbering from 0 or 1 is detected,
 
 The rows are stacked as ``[train; query; database]`` and the published sets are returned as
 ``fixed_splits`` ``train``, ``query`` and ``database`` (row indices). When the training items are also in the
-database the file stores them twice, and they appear twice here: nothing is merged or dropped.
+database the file stores them twice, and they appear twice here: nothing is merged or dropped. An empty set
+is an error naming its keys; a truncated or corrupt file raises ``DamagedFileError`` (a ``ValueError``) from
+:func:`~datamodules.readers.mat.load_mat`.
 """
 from __future__ import annotations
 
@@ -77,7 +79,11 @@ def read_unified(path: PathLike, *, image_layout: str = "auto", label_base: Unio
     for s, split in _SETS:
         L = to_dense(data[f"L_{s}"])
         T = to_dense(data[f"T_{s}"])
-        label_blocks.append((s, L, _num_items(L, T)))
+        n = _num_items(L, T)
+        if n == 0:
+            raise ValueError(f"{path}: the published {split} set is empty (L_{s} has shape {np.asarray(L).shape}); "
+                             "a unified file holds non-empty I_tr/T_tr/L_tr, I_te/T_te/L_te and I_db/T_db/L_db")
+        label_blocks.append((s, L, n))
     # label base is decided over all blocks together, so that the three sets number classes the same way
     single = [np.asarray(L).ndim == 1 or 1 in np.asarray(L).shape for _, L, _ in label_blocks]
     if any(single) and not all(single):

@@ -37,6 +37,16 @@ Departures from the paper / official code, and why
 * With a timm backbone (``image_backbone="alexnet"``-like names, e.g. ``"vgg16"``), a separate frozen copy in
   eval mode provides F_I, as in the official code; ``finetune_backbone`` chooses between the Wiki setting
   (backbone frozen, only the head trains) and the MIRFlickr/NUS-WIDE setting (whole network fine-tuned).
+* Backbone input: the DataModule's images (float ``[B, 1|3, H, W]`` in ``[0, 1]``, e.g. 32x32) are brought to the
+  backbone's own input inside the model, for both the trained backbone and the frozen copy, by
+  :class:`~lightning_hash.nn.backbone.BackbonePreprocess` (in :class:`~lightning_hash.nn.TimmBackbone`): the
+  tensor equivalent of timm's evaluation transform for that model (``resolve_model_data_config``: resize the
+  shorter side to ``input_size / crop_pct`` with its interpolation, centre crop to ``input_size``, mean/std
+  normalisation). It is deterministic and the same in training and evaluation: no random crops or flips (the
+  official code's training augmentation is not reproduced). Float images outside ``[0, 1]`` (already
+  normalised) are refused rather than normalised twice. ``backbone_checkpoint`` is loaded strictly
+  (:func:`~lightning_hash.nn.backbone.load_checkpoint_strict`): keys or shapes that do not match, other than the
+  classifier head's, are an error instead of a silently random backbone.
 * S is built per device batch: under DDP each process reconstructs its own m x m block, so the effective
   similarity structure is that of ``batch_size`` pairs, not ``batch_size * world_size`` (see README).
 """
@@ -100,9 +110,10 @@ class DJSRH(HashingModule):
     bits: code length.
     image_dim: dimension of precomputed image features (ignored with ``image_backbone``).
     text_dim: dimension of the bag-of-words text vectors.
-    image_backbone: timm model name to run on raw images; ``None`` for precomputed features.
-    pretrained, backbone_checkpoint, finetune_backbone: backbone weights (a local file with ``backbone_checkpoint``)
-        and whether the backbone trains.
+    image_backbone: timm model name to run on raw images (preprocessed inside the model to the backbone's own
+        input, see the departures); ``None`` for precomputed features.
+    pretrained, backbone_checkpoint, finetune_backbone: backbone weights (a local file with ``backbone_checkpoint``,
+        loaded strictly) and whether the backbone trains.
     image_hidden: hidden width of the image hash head on features (0: a single linear layer).
     text_hidden: hidden width of TxtNet (4096 in the paper).
     beta, eta, mu, lambda1, lambda2: eq. (3) and (5); defaults are the official MIRFlickr values.

@@ -7,9 +7,11 @@ Three networks (Fig. 5.2)
 * image encoder ``f`` and sketch encoder ``g`` (the hash functions):
   - on feature vectors (``backbone=None``, the official simplified release): ``FC encoder_hidden - ReLU - FC M -
     sigmoid`` (1024 in the official code);
-  - on raw images (``backbone="<timm name>"``): a timm CNN with ``features_only=True`` (its last feature map),
-    attention pooling (eqs. 5.1-5.3, :class:`~lightning_hash.nn.zsih_layers.AttentionPooling`), ``FC M - sigmoid``.
-    One CNN per modality, as in the paper (AlexNet before the last pooling there).
+  - on raw images (``backbone="<timm name>"``): the CNN's own input preprocessing
+    (:class:`~lightning_hash.nn.backbone.BackbonePreprocess`, see the departures), a timm CNN with
+    ``features_only=True`` (its last feature map), attention pooling (eqs. 5.1-5.3,
+    :class:`~lightning_hash.nn.zsih_layers.AttentionPooling`), ``FC M - sigmoid``. One CNN per modality, as in the
+    paper (AlexNet before the last pooling there).
 * the multi-modal code learner (training only): fusion of the sketch and image representations (Kronecker
   layer, eq. 5.4; inputs: the attention outputs with a backbone, the raw features without one, as the official
   code), two graph convolutions over the batch (eq. 5.5, in-batch adjacency from the class word vectors,
@@ -66,6 +68,16 @@ Departures from the paper / official code, and why
   batch-size independent step size with Adam).
 * Optimiser: Adam (the paper), ``lr=5e-4`` and optional ``weight_decay`` (the official code: 5e-3 L2 on every
   weight); the paper's batch is 250 (``data.batch_size``), the official 200.
+* Backbone input (``backbone=``): the DataModule's images (float ``[B, 1|3, H, W]`` in ``[0, 1]``, e.g. 32x32) are
+  brought to the CNN's own input inside the model by :class:`~lightning_hash.nn.backbone.BackbonePreprocess`,
+  the tensor equivalent of timm's evaluation transform for that model (``resolve_model_data_config``: resize the
+  shorter side to ``input_size / crop_pct`` with its interpolation, centre crop to ``input_size``, mean/std
+  normalisation; grey sketches repeated to three channels). It is deterministic and the same in training and
+  evaluation: no random crops or flips (the paper's AlexNet pipeline is not reproduced). Float images outside
+  ``[0, 1]`` (already normalised) are refused rather than normalised twice.
+* ``backbone_checkpoint``: loaded strictly into the classification network, then into timm's ``features_only``
+  wrapper (:func:`~lightning_hash.nn.backbone.create_features_model`); a file whose keys or shapes do not match
+  (other than the classifier head's) is an error instead of a silently random CNN.
 """
 from __future__ import annotations
 
@@ -78,6 +90,7 @@ from torch import nn
 from lightning_hash.class_semantics import class_matrix, seen_class_mask
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
+from lightning_hash.nn.backbone import BackbonePreprocess
 from lightning_hash.nn.zsih_layers import (AttentionPooling, GaussianDecoder, GraphConvolution,
                                            bernoulli_neg_entropy, bit_regularization, make_fusion,
                                            normalized_adjacency, semantic_adjacency, stochastic_binary)
@@ -133,12 +146,19 @@ class FeatureEncoder(nn.Module):
 
 
 class BackboneEncoder(nn.Module):
-    """timm CNN (``features_only``, last map) -> attention pooling (eqs. 5.1-5.3) -> FC bits, logits out."""
+    """timm CNN (``features_only``, last map) -> attention pooling (eqs. 5.1-5.3) -> FC bits, logits out.
+
+    The images first go through :class:`~lightning_hash.nn.backbone.BackbonePreprocess` built from the CNN's own
+    timm data configuration (resize, centre crop, mean/std normalisation of timm's evaluation transform;
+    deterministic, the same in training and evaluation): any size, ``uint8`` or float in ``[0, 1]``, one (grey,
+    repeated) or three channels.
+    """
 
     def __init__(self, name: str, bits: int, pretrained: bool = False, checkpoint: Optional[str] = None,
                  trainable: bool = True) -> None:
         super().__init__()
         self.cnn = create_feature_map_backbone(name, pretrained=pretrained, checkpoint=checkpoint)
+        self.preprocess = BackbonePreprocess.from_model(self.cnn)
         self.cnn.requires_grad_(trainable)
         self.channels = int(self.cnn.feature_info.channels()[-1])
         self.attention = AttentionPooling(self.channels)
@@ -150,7 +170,7 @@ class BackboneEncoder(nn.Module):
             raise ValueError(f"BackboneEncoder expects images [B, C, H, W], got shape {tuple(images.shape)}")
         if self._cache is not None and self._cache[0] is images:
             return self._cache[1]
-        h = self.attention(self.cnn(images)[-1])[0]
+        h = self.attention(self.cnn(self.preprocess(images))[-1])[0]
         self._cache = (images, h)
         return h
 
@@ -166,21 +186,25 @@ class BackboneEncoder(nn.Module):
 def create_feature_map_backbone(name: str, pretrained: bool = False, checkpoint: Optional[str] = None) -> nn.Module:
     """A timm model with ``features_only=True`` returning its last feature map (``out_indices=(-1,)``).
 
-    Raises :class:`~lightning_hash.nn.backbone.PretrainedWeightsUnavailable` (with the offline remedies) when
-    pretrained weights cannot be loaded, ``ValueError`` for an unknown name.
+    ``checkpoint``: a local weights file in the classification network's timm key naming, loaded strictly
+    (:func:`~lightning_hash.nn.backbone.create_features_model`, through
+    :func:`~lightning_hash.nn.backbone.load_checkpoint_strict`): only the classifier head's keys may be missing,
+    unexpected or of another shape. Raises :class:`~lightning_hash.nn.backbone.CheckpointError` for an unreadable
+    or mismatched file, :class:`~lightning_hash.nn.backbone.PretrainedWeightsUnavailable` (with the offline
+    remedies) when pretrained Hub weights cannot be loaded, ``ValueError`` for an unknown name.
     """
     import timm
-    from lightning_hash.nn.backbone import PretrainedWeightsUnavailable, _offline_help
+    from lightning_hash.nn.backbone import PretrainedWeightsUnavailable, _offline_help, create_features_model
 
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}; close names: {timm.list_models(f'*{name[:6]}*')[:10]}")
     kw = dict(features_only=True, out_indices=(-1,))
+    if checkpoint is not None:
+        return create_features_model(name, checkpoint, out_indices=(-1,))
     try:
-        if checkpoint is not None:
-            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint)), **kw)
         return timm.create_model(name, pretrained=pretrained, **kw)
     except Exception as e:
-        if pretrained or checkpoint is not None:
+        if pretrained:
             raise PretrainedWeightsUnavailable(_offline_help(name, e)) from e
         raise
 

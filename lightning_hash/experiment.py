@@ -44,6 +44,9 @@ CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
 #: ``checkpoints/<LAST_CHECKPOINT>.ckpt`` is rewritten after every epoch; ``--resume last`` continues from it
 LAST_CHECKPOINT = "last"
+#: The flags a resume may change (every other flag must agree with the saved run's config.yaml).
+RESUME_MAY_CHANGE = ("--max-epochs (to train longer)", "--devices", "--num-nodes", "--accelerator", "--strategy",
+                     "--logger", "--wandb-*", "--no-progress-bar", "--output")
 
 
 # ---------------------------------------------------------------------------------------------- YAML
@@ -108,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "with a grid, the root of the run folders")
     p.add_argument("--sweep", default=None, help="YAML of flags ({flag: value or [values]}) to run as a grid; "
                                                  "command-line flags win")
-    p.add_argument("--resume", default=None, help="'last' (the run folder's last checkpoint) or a checkpoint path")
+    p.add_argument("--resume", default=None, help="'last' (the run folder's last checkpoint) or a checkpoint path; "
+                                                  f"only {', '.join(RESUME_MAY_CHANGE)} may change on resume")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --output (a fresh run into a run's folder is refused otherwise)")
     p.add_argument("--devices", default="1", help="number of devices (processes) or 'auto'")
     p.add_argument("--num-nodes", type=_positive_int("--num-nodes"), default=1)
     p.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "cuda", "mps", "auto"])
@@ -125,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(VALUE is parsed as YAML)")
     p.add_argument("--no-progress-bar", action="store_true", help="disable the progress bar")
     return p
+
+
+def explicit_flags(argv: Sequence[str]) -> set:
+    """The destinations of the flags actually given in ``argv`` (not filled from a default)."""
+    parser = build_parser()
+    for action in parser._actions:   # argparse's documented SUPPRESS default: absent flags leave no attribute
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(list(argv))))
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -293,12 +307,14 @@ def build_method(cfg: Dict[str, Any], dm):
     return methods.create(cfg["method_name"], **hparams)
 
 
-def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path):
+def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, keep_log_rows: Optional[int] = None):
+    """The run's logger. ``keep_log_rows``: on resume, the CSV rows of the steps before it are kept and appended to
+    (a fresh run passes ``None`` and starts a new file)."""
     if args.logger == "none":
         return False
     if args.logger == "csv":
-        from pytorch_lightning.loggers import CSVLogger
-        return CSVLogger(save_dir=str(output), name="csv", version="")
+        from lightning_hash.run_folder import AppendingCSVLogger
+        return AppendingCSVLogger(save_dir=str(output), name="csv", keep_before_step=keep_log_rows)
     from lightning_hash.wandb_utils import make_wandb_logger
     return make_wandb_logger(cfg, output, project=args.wandb_project, entity=args.wandb_entity,
                              group=args.wandb_group, tags=args.wandb_tags)
@@ -310,6 +326,7 @@ def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, l
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from lightning_hash.callbacks import RNGStateCallback
+    from lightning_hash.run_folder import AtomicCheckpointIO
 
     monitor = f"val/{model.select_metric}/mean"   # the method's own setting, never the test split
     checkpoint = ModelCheckpoint(dirpath=str(output / "checkpoints"), monitor=monitor, mode="max",
@@ -325,6 +342,7 @@ def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, l
         accelerator=args.accelerator, devices=args.devices if args.devices == "auto" else int(args.devices),
         num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision, logger=logger,
         callbacks=[checkpoint, last, RNGStateCallback(), *callbacks], default_root_dir=str(output),
+        plugins=[AtomicCheckpointIO()],   # temporary file + rename in the run folder itself
         deterministic=True, use_distributed_sampler=False, enable_progress_bar=not args.no_progress_bar,
         **trainer_kwargs)
 
@@ -388,10 +406,11 @@ def sweep_argv(path: str) -> List[str]:
 
 def grid(args: argparse.Namespace) -> List[argparse.Namespace]:
     """One namespace per (method, bits, seed), in that order, each with scalar ``method``/``bits``/``seed``."""
-    if not args.method:
-        raise ValueError("--method is required (or a --sweep file with 'method:')")
+    if not args.method and (args.resume is None or args.output is None):
+        raise ValueError("--method is required (or a --sweep file with 'method:'); to continue a run, pass "
+                         "--resume last with --output <run folder> (or the flags that name its default folder)")
     bits_values = args.bits or [None]
-    points = [(m, b, s) for m in args.method for b in bits_values for s in args.seed]
+    points = [(m, b, s) for m in (args.method or [None]) for b in bits_values for s in args.seed]
     if len(set(points)) != len(points):
         raise ValueError("the grid repeats a (method, bits, seed) combination; list each value once")
     if len(points) > 1 and args.resume is not None:
@@ -416,6 +435,7 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_
         known, _ = pre.parse_known_args(argv)
         full = (sweep_argv(known.sweep) if known.sweep else []) + list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(full)
+        args.explicit = explicit_flags(full)
         runs = grid(args)
         if len(runs) == 1:
             return _run(runs[0], callbacks, config_dir)
@@ -427,7 +447,7 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_
                 import wandb
                 wandb.finish()
         return results
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError) as err:   # RunFolderError is a ValueError
         if argv is None:  # command line: a clear message, no traceback from deep inside
             print(f"{_prog()}: error: {err}", file=sys.stderr)
             raise SystemExit(2)
@@ -439,41 +459,108 @@ def cli() -> None:
     main()
 
 
+def check_resume_flags(args: argparse.Namespace, cfg: Dict[str, Any], output: Path) -> None:
+    """A resume continues the saved run: refuse every given flag that contradicts its ``config.yaml``."""
+    given = getattr(args, "explicit", set())
+    missing = object()
+    conflicts = []
+    for flag, dest, saved in (("--method", "method", cfg.get("method_name")), ("--data", "data", cfg.get("data_arg")),
+                              ("--bits", "bits", cfg.get("bits")), ("--seed", "seed", cfg.get("seed")),
+                              ("--batch-size", "batch_size", cfg["data"].get("batch_size", missing)),
+                              ("--data-root", "data_root", cfg["data"].get("root", missing)),
+                              ("--precision", "precision", cfg.get("precision"))):
+        value = getattr(args, dest, None)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if dest in given and value != saved:
+            conflicts.append(f"{flag} {value} (the run has {'nothing set' if saved is missing else saved})")
+    for section, values in _parse_overrides(args.overrides).items():
+        for key, value in values.items():
+            saved = cfg.get(section, {}).get(key, missing)
+            if value != saved:
+                conflicts.append(f"--set {section}.{key}={value} (the run has "
+                                 f"{'nothing set' if saved is missing else saved})")
+    for flag, dest in (("--config", "config"), ("--sweep", "sweep"), ("--overwrite", "overwrite")):
+        if dest in given and getattr(args, dest):
+            conflicts.append(f"{flag} (a resume continues the saved configuration)")
+    if conflicts:
+        raise ValueError(f"--resume continues the run in {output} as saved in its {CONFIG_FILE}; these flags "
+                         f"contradict it: {'; '.join(conflicts)}. A resume may change only "
+                         f"{', '.join(RESUME_MAY_CHANGE)}; start a new run (another --output) to change the rest")
+
+
+def _write_config(cfg: Dict[str, Any], output: Path) -> None:
+    from datamodules.files import write_text_atomic
+    write_text_atomic(output / CONFIG_FILE, yaml.safe_dump(cfg, sort_keys=False))
+
+
 def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dict[str, Any]:
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from lightning_hash.run_folder import RunLock, check_fresh_folder, clear_run_files
+
+    check_devices(args)
+    if args.resume is not None and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: pass one of them")
+    if args.resume is not None and args.output is None and args.resume == "last":
+        output = default_output(resolve_config(args, config_dir), getattr(args, "output_root", "runs"))
+    elif args.output:
+        output = Path(args.output)
+    elif args.resume is not None:
+        output = Path(args.resume).resolve().parent.parent
+    else:
+        output = default_output(resolve_config(args, config_dir), getattr(args, "output_root", "runs"))
+    if rank_zero_only.rank != 0:   # a DDP worker started by rank 0, which holds the lock and wrote the folder
+        return _run_in_folder(args, callbacks, config_dir, output)
+    with RunLock(output):
+        if args.resume is None:
+            if args.overwrite:
+                clear_run_files(output)
+            check_fresh_folder(output, overwrite=False)
+        return _run_in_folder(args, callbacks, config_dir, output)
+
+
+def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Path, output: Path) -> Dict[str, Any]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
-    check_devices(args)
-    if args.resume is not None and args.output is None and args.resume == "last":
-        fresh = resolve_config(args, config_dir)
-        output = default_output(fresh, getattr(args, "output_root", "runs"))
-    else:
-        fresh = None
-        output = Path(args.output) if args.output else None
+    from lightning_hash.run_folder import checkpoint_logged_step, read_checkpoint_epochs
+
+    keep_log_rows = None
     if args.resume is not None:
-        if output is None:
-            output = Path(args.resume).resolve().parent.parent
         ckpt_path = resolve_resume(args.resume, output)
         saved = output / CONFIG_FILE
         if not saved.is_file():
             raise FileNotFoundError(f"--resume: {saved} not found; it is written when a run starts")
         with open(saved) as fh:
             cfg = load_yaml(fh)
+        if not isinstance(cfg, dict) or not {"method", "data", "trainer", "method_name"} <= set(cfg):
+            raise ValueError(f"--resume: {saved} is not a run configuration written by run.py")
+        check_resume_flags(args, cfg, output)
+        args.precision = cfg.get("precision")   # the saved run's (the flag may only repeat it)
+        done = read_checkpoint_epochs(Path(ckpt_path))   # a damaged checkpoint: an error naming it, here
+        keep_log_rows = checkpoint_logged_step(Path(ckpt_path))
         if args.max_epochs is not None:   # the one setting a resume may change: train for longer
+            if args.max_epochs < done:
+                raise ValueError(f"--max-epochs {args.max_epochs}: the checkpoint {ckpt_path} has already trained "
+                                 f"{done} epochs; pass --max-epochs {done} or more (nothing was changed)")
+            if args.max_epochs != cfg["trainer"].get("max_epochs") and rank_zero_only.rank == 0:
+                cfg["trainer"]["max_epochs"] = args.max_epochs
+                _write_config(cfg, output)
             cfg["trainer"]["max_epochs"] = args.max_epochs
     else:
-        cfg = fresh or resolve_config(args, config_dir)
-        output = output or default_output(cfg, getattr(args, "output_root", "runs"))
+        cfg = resolve_config(args, config_dir)
+        cfg["precision"] = args.precision
         ckpt_path = None
-    if rank_zero_only.rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        with open(output / CONFIG_FILE, "w") as fh:
-            yaml.safe_dump(cfg, fh, sort_keys=False)
+        if rank_zero_only.rank == 0:
+            output.mkdir(parents=True, exist_ok=True)
+            _write_config(cfg, output)
 
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     dm = build_datamodule(cfg, output)
     model = build_method(cfg, dm)
-    logger = build_logger(args, cfg, output)
+    model.check_tasks(dm.tasks)   # e.g. a single-modal method on a cross-modal task: refused before training
+    logger = build_logger(args, cfg, output, keep_log_rows)
     trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:
         logger.log_hyperparams({"method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"],
@@ -507,6 +594,7 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
                             "best_checkpoint": best,
                             "last_checkpoint": str(output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt") if model.requires_training else best},
         "curves": model.test_curves,
+        "code_stats": model.test_code_stats,
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
         "split_file": str(output / SPLIT_FILE), "config": cfg,
         "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,

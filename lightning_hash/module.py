@@ -50,6 +50,9 @@ class HashingModule(pl.LightningModule):
 
     #: False for methods fitted in closed form (no SGD); ``run.py`` then calls :meth:`fit_once` instead of fit.
     requires_training: bool = True
+    #: False for single-modal methods: their codes of different modalities are not comparable, so they serve
+    #: ``m->m`` tasks only (:meth:`check_tasks` refuses the others).
+    cross_modal: bool = True
 
     def __init__(self, bits: int, eval_map_at: Sequence[int] = (50,), eval_precision_at: Sequence[int] = (100,),
                  eval_radius: int = 2, tie_break: str = DEFAULT_TIE_BREAK, select_metric: str = "mAP@all") -> None:
@@ -69,6 +72,10 @@ class HashingModule(pl.LightningModule):
         self._eval_tasks: List[Any] = []
         self._eval_sets: List[str] = []
         self.test_curves: Dict[str, Dict[str, List[float]]] = {}
+        #: per ``<evaluation set>/<modality>`` of the last test: items, distinct codes, classes (code collapse)
+        self.test_code_stats: Dict[str, Dict[str, int]] = {}
+        self._code_parts: Dict[str, List[torch.Tensor]] = {}
+        self._label_parts: Dict[str, List[torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ the method's contract
     def encode(self, batch: Dict[str, torch.Tensor], modality: str) -> torch.Tensor:
@@ -78,6 +85,24 @@ class HashingModule(pl.LightningModule):
     def fit_once(self, datamodule) -> None:  # pragma: no cover - overridden by closed-form methods
         """Closed-form fitting on the training split (methods with ``requires_training = False``)."""
         raise NotImplementedError
+
+    def check_tasks(self, tasks: Sequence[Any]) -> None:
+        """Refuse retrieval tasks this method cannot serve (``run.py`` calls it before training; evaluation too).
+
+        A single-modal method (``cross_modal = False``) fits independent codes per modality, so a cross-modal
+        task would score at chance level: a meaningless figure, refused with what to set instead.
+        """
+        if self.cross_modal:
+            return
+        crossing = [t.name for t in tasks if t.query != t.database]
+        if crossing:
+            name = getattr(self, "method_name", type(self).__name__.lower())
+            first = tasks[0].query if tasks else "image"
+            raise ValueError(
+                f"{name} is single-modal: it cannot serve the cross-modal task(s) {crossing} (its codes of two "
+                f"modalities are unrelated, so they would score at chance). Serve one modality, e.g. "
+                f"--set \"data.modalities=[{first}]\" (or --set \"data.tasks=[{first}->{first}]\"), or use a "
+                "cross-modal method (cca_itq, cvh, cmfh, djsrh)")
 
     # ------------------------------------------------------------------ helpers for subclasses
     @property
@@ -130,6 +155,7 @@ class HashingModule(pl.LightningModule):
             raise RuntimeError(f"{type(self).__name__}: evaluation needs a RetrievalDataModule passed to the trainer")
         self._eval_sets = list(dm.eval_set_names(stage))
         self._eval_tasks = list(dm.tasks)
+        self.check_tasks(self._eval_tasks)
         for task in self._eval_tasks:
             for set_name in (task.query_set, task.database_set):
                 if set_name not in self._eval_sets:
@@ -138,6 +164,8 @@ class HashingModule(pl.LightningModule):
         self._metrics = nn.ModuleDict({
             self._task_key(t): self._metric_collection(curves=(stage == "test")) for t in self._eval_tasks
         }).to(self.device)
+        self._code_parts: Dict[str, List[torch.Tensor]] = {}
+        self._label_parts: Dict[str, List[torch.Tensor]] = {}
 
     @staticmethod
     def _task_key(task) -> str:  # ModuleDict keys may not contain '.'; '->' is fine
@@ -150,6 +178,9 @@ class HashingModule(pl.LightningModule):
         def codes(modality: str) -> torch.Tensor:
             if modality not in cache:
                 cache[modality] = sign_codes(self.encode(batch, modality).detach())
+                key = f"{set_name}/{modality}"   # kept for the distinct-code count (code collapse)
+                self._code_parts.setdefault(key, []).append(cache[modality] > 0)
+                self._label_parts.setdefault(key, []).append(batch["label"].reshape(len(batch["label"]), -1) > 0)
             return cache[modality]
 
         for task in self._eval_tasks:
@@ -171,6 +202,8 @@ class HashingModule(pl.LightningModule):
                 per_metric.setdefault(name, []).append(value)
             if stage == "test":
                 self.test_curves[task.name] = self._curves(results)
+        if stage == "test":
+            self.test_code_stats = self._code_stats()
         for name, values in per_metric.items():
             logged[f"{stage}/{name}/mean"] = sum(values) / len(values)
         for key, value in logged.items():
@@ -179,6 +212,40 @@ class HashingModule(pl.LightningModule):
         for metrics in self._metrics.values():
             metrics.reset()
         return logged
+
+    def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The rows of every process (DDP), concatenated; this process's rows alone with one process."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size <= 1:
+            return rows
+        sizes = self.all_gather(torch.tensor([rows.shape[0]], device=self.device)).reshape(-1)
+        padded = rows.new_zeros((int(sizes.max()),) + tuple(rows.shape[1:]))
+        padded[:rows.shape[0]] = rows
+        gathered = self.all_gather(padded)
+        return torch.cat([gathered[i, :int(n)] for i, n in enumerate(sizes)])
+
+    def _code_stats(self) -> Dict[str, Dict[str, int]]:
+        """Per evaluation set and modality: items, distinct codes and classes present; warns on collapse.
+
+        Collapsed codes (far fewer distinct codes than classes, e.g. one code for every image) still give
+        plausible-looking figures (``R@r2`` of 1.0, a chance-level mAP); the count is recorded beside them.
+        """
+        stats: Dict[str, Dict[str, int]] = {}
+        for key in sorted(self._code_parts):
+            codes = torch.cat(self._code_parts[key]).to(torch.uint8)
+            unique = self._gather_rows(torch.unique(codes, dim=0))
+            labels = self._gather_rows(torch.cat(self._label_parts[key]).any(0, keepdim=True).to(torch.uint8))
+            items = self._gather_rows(torch.tensor([[codes.shape[0]]], device=codes.device))
+            stats[key] = {"items": int(items.sum()), "distinct_codes": int(torch.unique(unique, dim=0).shape[0]),
+                          "classes": int(labels.any(0).sum())}
+        for key, st in stats.items():
+            if st["items"] > 1 and (st["distinct_codes"] == 1 or 2 * st["distinct_codes"] <= st["classes"]):
+                from pytorch_lightning.utilities import rank_zero_warn
+                rank_zero_warn(f"{type(self).__name__}: the codes of '{key}' have collapsed: {st['distinct_codes']} "
+                               f"distinct code(s) for {st['items']} items of {st['classes']} classes; the figures "
+                               "measure a degenerate encoder (results.json 'code_stats' records the counts)")
+        self._code_parts, self._label_parts = {}, {}
+        return stats
 
     def _scalar_results(self, results: Dict[str, Any]) -> Dict[str, float]:
         """Scalar figures of one task; P@K values that only belong to the P@K curve are left out."""

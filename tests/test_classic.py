@@ -258,9 +258,9 @@ def test_bad_bits_and_shapes():
 
 
 # ------------------------------------------------------------------------------------------------ modules
-def _digits(modalities=("image", "text")):
+def _digits(modalities=("image", "text"), **kwargs):
     import datamodules
-    dm = datamodules.create("digits", modalities=modalities, batch_size=256)
+    dm = datamodules.create("digits", modalities=modalities, batch_size=256, **kwargs)
     dm.setup("fit")
     return dm
 
@@ -329,12 +329,17 @@ def test_lsh_module_deterministic_per_seed():
     assert torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])
 
 
+def test_single_modal_method_refuses_cross_modal_tasks():
+    from lightning_hash.methods.classic_single import ITQ
+    with pytest.raises(ValueError, match=r"single-modal.*image->text.*data.modalities=\[image\]"):
+        ITQ(bits=8).fit_once(_digits(("image", "text")))
+
+
 def test_single_modal_method_fits_each_modality_of_the_tasks():
     from lightning_hash.methods.classic_single import ITQ
-    dm = _digits(("image", "text"))
+    dm = _digits(("image", "text"), tasks=["image->image", "text->text"])
     m = ITQ(bits=8)
-    with pytest.warns(UserWarning, match="chance level"):
-        m.fit_once(dm)
+    m.fit_once(dm)
     assert m.fitted_modalities == ["image", "text"]
     assert m.fitted("text", "projection").shape == (dm.input_dims["text"], 8)
     assert all(np.all(np.diff(l) <= 1e-9 * np.asarray(l[:-1])) for l in m.itq_losses.values())

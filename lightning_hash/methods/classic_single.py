@@ -13,13 +13,13 @@ The equations and every departure from the papers are in the docstring of :mod:`
 Which modality is hashed: a single-modal method fits one independent hash function per modality that the
 DataModule's tasks encode (``modalities=None``), each on that modality's TRAINING features; so on an
 ``image->image`` task (``--data cifar10``, ``--data mnist``, ``--data digits --set "data.modalities=[image]"``,
-a GIST bundle) it is the published baseline. On cross-modal data the per-modality codes are not aligned, so
-cross-modal tasks score at chance level: that is all a single-modal method can do (use ``cca_itq``, ``cvh`` or
-``cmfh`` there). ``modalities=[...]`` restricts the fitted modalities.
+a GIST bundle) it is the published baseline. On cross-modal tasks the per-modality codes are not aligned and
+would score at chance level, so they are refused (``HashingModule.check_tasks``; use ``cca_itq``, ``cvh`` or
+``cmfh`` there); the shipped configs serve ``data.modalities=[image]``. ``modalities=[...]`` restricts the
+fitted modalities.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -34,6 +34,8 @@ from lightning_hash.methods.classic_base import ClassicHashingModule, task_modal
 class _SingleModal(ClassicHashingModule):
     """One independent hash function per fitted modality."""
 
+    cross_modal = False
+
     def __init__(self, bits: int, seed: int, max_train: Optional[int], image_dim: Optional[int],
                  text_dim: Optional[int], modalities: Optional[Sequence[str]], **eval_kwargs) -> None:
         super().__init__(bits=bits, seed=seed, max_train=max_train, image_dim=image_dim, text_dim=text_dim,
@@ -43,12 +45,7 @@ class _SingleModal(ClassicHashingModule):
         self.modalities = None if modalities is None else list(modalities)
 
     def fit_modalities(self, datamodule) -> List[str]:
-        crossing = [t.name for t in getattr(datamodule, "tasks", []) or [] if t.query != t.database]
-        if crossing:
-            warnings.warn(f"{self.method_name} is single-modal: it fits one independent hash function per modality, "
-                          f"so the cross-modal task(s) {crossing} will score at chance level. Use a cross-modal "
-                          "method (cca_itq, cvh, cmfh) or single-modal data (e.g. --set \"data.modalities=[image]\")",
-                          stacklevel=2)
+        self.check_tasks(list(getattr(datamodule, "tasks", []) or []))
         if self.modalities is None:
             return task_modalities(datamodule)
         served = list(getattr(datamodule, "modalities", ()) or ())

@@ -442,6 +442,8 @@ class DVB(HashingModule):
     eval_kwargs: evaluation settings of :class:`~lightning_hash.module.HashingModule`.
     """
 
+    cross_modal = False   # single-modal: image->image tasks only (HashingModule.check_tasks)
+
     def __init__(self, bits: int = 32, image_dim: Optional[int] = None, latent_dim: Optional[int] = None,
                  num_centres: int = 20, l2_normalize_centres: bool = True, hidden: int = 1024,
                  centre_weight: float = 1.0, kl_weight: float = 1.0, a1: float = 0.5, a2: float = 0.1, a3: float = 1.0,
@@ -506,10 +508,11 @@ class DVB(HashingModule):
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule if self._trainer is not None else None
         tasks = list(getattr(dm, "tasks", []) or [])
-        other = [t.name for t in tasks if t.query != self.image_key or t.database != self.image_key]
+        self.check_tasks(tasks)
+        other = [t.name for t in tasks if t.query != self.image_key]
         if other:
-            raise ValueError(f"dvb is single-modal ({self.image_key}->{self.image_key}); the data declare the tasks "
-                             f"{other}. Serve the image modality only, e.g. --set \"data.modalities=[image]\"")
+            raise ValueError(f"dvb is single-modal and hashes '{self.image_key}' only; the data declare the tasks "
+                             f"{other}. Serve that modality only, e.g. --set \"data.modalities=[{self.image_key}]\"")
 
     def on_fit_start(self) -> None:
         if not bool(self.prepared):

@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting, e.g. --set method.beta=0.3 --set data.val_size=200 "
                         "(VALUE is parsed as YAML)")
     p.add_argument("--no-progress-bar", action="store_true", help="disable the progress bar")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved, validated configuration (what config.yaml would hold) and exit")
     return p
 
 
@@ -201,6 +203,7 @@ def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_D
     if args.data_root is not None:
         cfg["data"]["root"] = args.data_root
     _deep_update(cfg, _parse_overrides(args.overrides))
+    check_sections(cfg, args.method, data_name)   # unknown keys and wrong types: one line each, nothing built yet
     bits = cfg["method"].setdefault("bits", _constructor_default(args.method, "bits"))
     if not isinstance(bits, int) or bits <= 0:
         raise ValueError(f"--bits must be a positive integer, got {bits!r}")
@@ -209,6 +212,39 @@ def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_D
     cfg["trainer"].setdefault("max_epochs", 50)
     cfg.update(method_name=args.method, data_name=data_name, data_arg=args.data, bits=bits, seed=args.seed)
     return cfg
+
+
+#: Trainer arguments run.py sets itself, with the flag that sets them.
+TRAINER_RESERVED = {"accelerator": "--accelerator", "devices": "--devices", "num_nodes": "--num-nodes",
+                    "strategy": "--strategy", "precision": "--precision", "logger": "--logger",
+                    "callbacks": "the callbacks argument of main()", "default_root_dir": "--output",
+                    "plugins": "nothing (checkpoints are written atomically)",
+                    "deterministic": "nothing (runs are deterministic)",
+                    "use_distributed_sampler": "nothing (the DataModules shard the data)",
+                    "enable_progress_bar": "--no-progress-bar"}
+DATA_RESERVED = {"seed": "--seed", "split_file": "--output (the split is the run folder's split.json)"}
+METHOD_RESERVED = {"seed": "--seed"}
+
+
+def check_sections(cfg: Dict[str, Any], method: str, data_name: str) -> None:
+    """Validate the ``method:``, ``data:`` and ``trainer:`` sections against the constructor signatures of the
+    method, the DataModule (plus the split protocols' arguments) and ``pytorch_lightning.Trainer``
+    (:func:`lightning_hash.config.check_section`)."""
+    import pytorch_lightning as pl
+
+    import datamodules
+    from datamodules.protocols import PROTOCOLS, protocol_arguments
+    from lightning_hash import methods
+    from lightning_hash.config import check_section, signature_parameters
+
+    check_section("method", cfg["method"], signature_parameters(methods.get(method)), method,
+                  reserved=METHOD_RESERVED)
+    dm_cls = datamodules.get(data_name)
+    protocol_keys = sorted({a for p in PROTOCOLS for a in protocol_arguments(p)})
+    check_section("data", cfg["data"], signature_parameters(dm_cls), f"{dm_cls.__name__} ('{data_name}')",
+                  extra_keys=protocol_keys, reserved=DATA_RESERVED)
+    check_section("trainer", cfg["trainer"], signature_parameters(pl.Trainer), "pytorch_lightning.Trainer",
+                  reserved=TRAINER_RESERVED)
 
 
 def dataset_name(data: str) -> str:
@@ -437,6 +473,11 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_
         args = build_parser().parse_args(full)
         args.explicit = explicit_flags(full)
         runs = grid(args)
+        if args.print_config:   # validated like a run, nothing read, built or written
+            configs = [resolve_config(sub, config_dir) for sub in runs]
+            for cfg in configs:
+                print(yaml.safe_dump(cfg, sort_keys=False), end="---\n" if len(configs) > 1 else "")
+            return configs[0] if len(configs) == 1 else configs
         if len(runs) == 1:
             return _run(runs[0], callbacks, config_dir)
         results = []
@@ -510,17 +551,26 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
         output = Path(args.resume).resolve().parent.parent
     else:
         output = default_output(resolve_config(args, config_dir), getattr(args, "output_root", "runs"))
+    progress = {"training_started": False}
     if rank_zero_only.rank != 0:   # a DDP worker started by rank 0, which holds the lock and wrote the folder
-        return _run_in_folder(args, callbacks, config_dir, output)
+        return _run_in_folder(args, callbacks, config_dir, output, progress)
     with RunLock(output):
         if args.resume is None:
             if args.overwrite:
                 clear_run_files(output)
             check_fresh_folder(output, overwrite=False)
-        return _run_in_folder(args, callbacks, config_dir, output)
+        try:
+            return _run_in_folder(args, callbacks, config_dir, output, progress)
+        except BaseException:
+            # a fresh run that failed before training (bad data, a bad setting) leaves no half run folder that
+            # would block the corrected command; once training started, its checkpoints are kept for --resume
+            if args.resume is None and not progress["training_started"]:
+                clear_run_files(output)
+            raise
 
 
-def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Path, output: Path) -> Dict[str, Any]:
+def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Path, output: Path,
+                   progress: Dict[str, bool]) -> Dict[str, Any]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -568,6 +618,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
                                 "trainer_args": cfg["trainer"]})
 
     start = time.time()
+    progress["training_started"] = True
     if model.requires_training:
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         best = trainer.checkpoint_callback.best_model_path or None

@@ -1,4 +1,4 @@
-"""Split protocols: pure, seeded functions from labels to a :class:`~datamodules.base.Split`.
+"""Split protocols: pure, seeded functions from labels to a :class:`~datamodules.split.Split`.
 
 Every protocol returns the same five row sets, so the DataModule never needs to know which protocol made
 them:
@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .base import Split
+from .split import Split
 
 RowSpec = Union[None, str, Sequence[int], np.ndarray]
 

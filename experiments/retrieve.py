@@ -32,7 +32,7 @@ def embed_dataset(model, dataset, fn: Callable, batch_size: int = 512) -> Tuple[
     gradients (the model is put in eval mode)."""
     from torch.utils.data import DataLoader
 
-    from datamodules.base import collate_batch
+    from lightning_hash.contract import collate_batch
 
     values, rows, labels = [], [], []
     model.eval()

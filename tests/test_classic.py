@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg as sl
 import torch
 
-from lightning_hash.methods import classic as C
+from lightning_hash import classic as C
 
 
 def _views(n=400, seed=0, dx=7, dy=5, shared=3, noise=0.3):

@@ -252,7 +252,7 @@ def test_run_py_resume_restores_centres_and_rng_and_reload_reproduces_map(tmp_pa
     # the centres in the checkpoint are those of the training split (recomputed independently here)
     cfg = full["config"]
     dm = build_datamodule(cfg, tmp_path / "full")
-    from lightning_hash.methods.classic_base import training_matrices
+    from lightning_hash.contract import training_matrices
     x = training_matrices(dm, ["image"])["image"]
     ref = real(x, 5, None, True, seed=2)
     state = _ckpt(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]

@@ -41,7 +41,9 @@ from .semantics import (AWA_UNSEEN_CLASSES, ClassSemantics, attach_semantics, no
 from .unified import read_unified
 from .wiki import read_wiki
 from .xlsa17 import read_att_splits, read_xlsa17
-from ._common import MissingKeyError, default_cache_dir
+from lightning_hash.cache import default_cache_dir
+
+from ._common import MissingKeyError
 
 __all__ = [
     "read_bundle", "write_bundle", "BUNDLE_LAYOUT",

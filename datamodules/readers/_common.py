@@ -8,7 +8,6 @@ h5py's ``OSError``, scipy's ``OSError`` / ``ValueError``, ``EOFError``, ...) int
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import zipfile
@@ -270,50 +269,6 @@ def check_rows(source: str, **counts: int) -> None:
         listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
         raise ValueError(f"{source}: row counts do not match ({listing}); every modality and the labels must have "
                          "one row per item")
-
-
-def default_cache_dir() -> Path:
-    """Cache folder: ``$LIGHTNING_HASH_CACHE``, else ``$XDG_CACHE_HOME/lightning_hash``, else ``~/.cache/lightning_hash``."""
-    env = os.environ.get("LIGHTNING_HASH_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base).expanduser() if base else Path.home() / ".cache") / "lightning_hash"
-
-
-def resolve_cache_dir(cache: Union[bool, PathLike, None]) -> Optional[Path]:
-    """``True`` -> :func:`default_cache_dir`; ``False``/``None`` -> no cache; a path -> that folder."""
-    if cache is True:
-        return default_cache_dir()
-    if cache is False or cache is None:
-        return None
-    return Path(cache).expanduser()
-
-
-def file_fingerprint(paths: Iterable[PathLike], *extra: object) -> str:
-    """A hex key from the resolved paths, sizes and modification times of ``paths`` plus ``extra`` values."""
-    h = hashlib.blake2b(digest_size=10)
-    for p in paths:
-        p = Path(p).expanduser().resolve()
-        st = p.stat()
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    for e in extra:
-        h.update(f"{e!r}\n".encode())
-    return h.hexdigest()
-
-
-def array_fingerprint(arr: np.ndarray, *extra: object) -> str:
-    """A hex key from the contents, shape and dtype of ``arr`` plus ``extra`` values."""
-    arr = np.ascontiguousarray(arr)
-    h = hashlib.blake2b(digest_size=10)
-    h.update(f"{arr.shape}|{arr.dtype.str}\n".encode())
-    flat = arr.reshape(-1).view(np.uint8)
-    step = 1 << 24
-    for i in range(0, flat.size, step):
-        h.update(flat[i:i + step].data)
-    for e in extra:
-        h.update(f"{e!r}\n".encode())
-    return h.hexdigest()
 
 
 def read_lines(path: Path) -> list:

@@ -31,8 +31,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from lightning_hash.cache import array_fingerprint, file_fingerprint, resolve_cache_dir
+
 from ..arrays import DatasetArrays
-from ._common import MissingKeyError, PathLike, array_fingerprint, file_fingerprint, resolve_cache_dir
+from ._common import MissingKeyError, PathLike
 
 __all__ = ["PretrainedWeightsUnavailable", "create_backbone", "extract_features", "featurize"]
 

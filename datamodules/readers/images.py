@@ -36,7 +36,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..arrays import DatasetArrays
-from ._common import PathLike, file_fingerprint, missing_key, require_file, resolve_cache_dir
+from lightning_hash.cache import file_fingerprint, resolve_cache_dir
+
+from ._common import PathLike, missing_key, require_file
 
 __all__ = ["read_cifar10", "read_image_folders", "read_image_tar", "read_cifar10_batches", "read_mnist",
            "read_idx", "CIFAR10_CLASSES"]

@@ -377,7 +377,7 @@ def rpn_proposals(images: torch.Tensor, weights: Union[str, PathLike, None] = "D
 
 # ============================================================================================== the pipeline
 def _cache_key(images: Union[np.ndarray, Sequence[PathLike]], settings: Dict[str, Any]) -> str:
-    from datamodules.readers._common import array_fingerprint, file_fingerprint
+    from lightning_hash.cache import array_fingerprint, file_fingerprint
     if isinstance(images, np.ndarray):
         return array_fingerprint(images, sorted(settings.items()), CACHE_VERSION)
     return file_fingerprint(images, sorted(settings.items()), CACHE_VERSION)
@@ -437,7 +437,7 @@ def extract_regions(images: Union[np.ndarray, Sequence[PathLike]], k: int = 20, 
                                                                                   rpn_max_size),
                     pretrained=bool(pretrained),
                     checkpoint=str(checkpoint))
-    from datamodules.readers._common import resolve_cache_dir
+    from lightning_hash.cache import resolve_cache_dir
     cdir = resolve_cache_dir(cache)
     cfile = None
     if cdir is not None:

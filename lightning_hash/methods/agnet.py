@@ -77,6 +77,7 @@ from torch import nn
 from lightning_hash.class_semantics import class_matrix, seen_class_mask
 from lightning_hash.codes import sign_codes
 from lightning_hash.methods._registry import register
+from lightning_hash.similarity import label_similarity
 from lightning_hash.module import HashingModule
 
 
@@ -92,12 +93,8 @@ def attribute_bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(pred, target, reduction="sum") / pred.shape[0]
 
 
-def category_similarity(labels_a: torch.Tensor, labels_b: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``S^c_ij = 1`` iff items i and j share a class (labels: class indices ``[n]`` or multi-hot ``[n, C]``)."""
-    labels_b = labels_a if labels_b is None else labels_b
-    if labels_a.ndim == 1:
-        return (labels_a[:, None] == labels_b[None, :]).float()
-    return ((labels_a.float() @ labels_b.float().t()) > 0).float()
+#: ``S^c_ij = 1`` iff items i and j share a class (eq. 2's category similarity; the library's one definition)
+category_similarity = label_similarity
 
 
 def category_similarity_loss(P: torch.Tensor, Q: torch.Tensor, S_c: torch.Tensor) -> torch.Tensor:

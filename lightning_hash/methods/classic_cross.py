@@ -1,15 +1,15 @@
 """Cross-modal classic baselines as registered methods: ``cca_itq``, ``cvh``, ``cmfh``.
 
 * ``cca_itq``: CCA between the two views, then one ITQ rotation of the shared space (Gong, Lazebnik, Gordo &
-  Perronnin, TPAMI 2013). :func:`lightning_hash.methods.classic.cca_itq_fit`.
+  Perronnin, TPAMI 2013). :func:`lightning_hash.classic.cca_itq_fit`.
 * ``cvh``: cross-view hashing (Kumar & Udupa, IJCAI 2011), two views, identity cross-view similarity: the
-  generalised eigenproblem ``O a = rho D a`` (equivalently CCA). :func:`lightning_hash.methods.classic.cvh_fit`.
+  generalised eigenproblem ``O a = rho D a`` (equivalently CCA). :func:`lightning_hash.classic.cvh_fit`.
 * ``cmfh``: collective matrix factorisation hashing (Ding, Guo & Zhou, CVPR 2014), alternating closed-form
-  updates of U1, U2, V, P1, P2; codes ``sign(P_m (x - mean_m))``. :func:`lightning_hash.methods.classic.cmfh_fit`.
+  updates of U1, U2, V, P1, P2; codes ``sign(P_m (x - mean_m))``. :func:`lightning_hash.classic.cmfh_fit`.
 
 Each fits on the TRAINING pairs of the two modalities (``modalities``, default ``("image", "text")``), and
 encodes either modality with its own linear projection ``(x - mean_m) @ projection_m``. The equations and every
-departure from the papers are in the docstring of :mod:`lightning_hash.methods.classic`. After fitting,
+departure from the papers are in the docstring of :mod:`lightning_hash.classic`. After fitting,
 ``self.fit_trace`` holds the per-iteration values (ITQ quantisation loss, CMFH objective) and the canonical
 correlations, for inspection and logging.
 """
@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from lightning_hash.methods._registry import register
-from lightning_hash.methods.classic import cca_itq_fit, cmfh_fit, cvh_fit
-from lightning_hash.methods.classic_base import ClassicHashingModule, check_modality_name, require_pair
+from lightning_hash.classic import cca_itq_fit, cmfh_fit, cvh_fit
+from lightning_hash.classic_module import ClassicHashingModule, check_modality_name, require_pair
 
 
 class _CrossModal(ClassicHashingModule):

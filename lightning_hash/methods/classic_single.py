@@ -1,14 +1,14 @@
 """Single-modal classic baselines as registered methods: ``lsh``, ``itq``, ``sh``.
 
 * ``lsh``: random hyperplanes, ``sign(W^T (x - mean))`` with ``W ~ N(0, 1)`` (Charikar 2002; the "LSH" of the
-  hashing tables). :func:`lightning_hash.methods.classic.lsh_fit`.
+  hashing tables). :func:`lightning_hash.classic.lsh_fit`.
 * ``itq``: PCA + iterative quantisation (Gong & Lazebnik, TPAMI 2013, quantisation loss
-  ``Q(B, R) = ||B - V R||_F^2``, 50 iterations). :func:`lightning_hash.methods.classic.itq_fit`.
+  ``Q(B, R) = ||B - V R||_F^2``, 50 iterations). :func:`lightning_hash.classic.itq_fit`.
 * ``sh``: spectral hashing (Weiss, Torralba & Fergus, NIPS 2008): PCA, uniform box, analytic 1-D Laplacian
   eigenfunctions ``sin(pi/2 + k pi/(b-a) x)``, the ``bits`` smallest eigenvalues, threshold at 0.
-  :func:`lightning_hash.methods.classic.sh_fit`.
+  :func:`lightning_hash.classic.sh_fit`.
 
-The equations and every departure from the papers are in the docstring of :mod:`lightning_hash.methods.classic`.
+The equations and every departure from the papers are in the docstring of :mod:`lightning_hash.classic`.
 
 Which modality is hashed: a single-modal method fits one independent hash function per modality that the
 DataModule's tasks encode (``modalities=None``), each on that modality's TRAINING features; so on an
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from lightning_hash.methods._registry import register
-from lightning_hash.methods.classic import itq_fit, lsh_fit, sh_fit
-from lightning_hash.methods.classic_base import ClassicHashingModule, task_modalities
+from lightning_hash.classic import itq_fit, lsh_fit, sh_fit
+from lightning_hash.classic_module import ClassicHashingModule, task_modalities
 
 
 

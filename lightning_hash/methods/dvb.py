@@ -521,7 +521,7 @@ class DVB(HashingModule):
     def prepare(self, datamodule) -> Optional[PseudoCentres]:
         """Once, before training: the input standardisation and (unless DVB-1) the pseudo centres, computed on the
         TRAINING split of ``datamodule`` and stored in the buffers. Returns the centres (``None`` for DVB-1)."""
-        from lightning_hash.methods.classic_base import training_matrices
+        from lightning_hash.contract import training_matrices
         hp = self.hparams
         x = training_matrices(datamodule, [self.image_key], max_train=hp.max_centre_items, seed=int(hp.seed))
         x = x[self.image_key]

@@ -72,7 +72,7 @@ from torch import nn
 
 from lightning_hash.codes import sign_codes
 from lightning_hash.methods._registry import register
-from lightning_hash.methods.agnet import category_similarity
+from lightning_hash.similarity import label_similarity
 from lightning_hash.module import HashingModule
 from lightning_hash.nn import mlp
 
@@ -91,7 +91,7 @@ _DEFAULTS = dict(image_encoder="lstm", text_encoder="cnn", batching="stochastic"
 # ============================================================================================== the math
 def pair_similarity(labels_x: torch.Tensor, labels_y: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Eq. (4.3): ``S[p, q] = 1`` iff item p and item q share at least one label (multi-hot or class indices)."""
-    return category_similarity(labels_x, labels_y)
+    return label_similarity(labels_x, labels_y)
 
 
 def update_image_codes(f: torch.Tensor, H: torch.Tensor, S: torch.Tensor, eta: float) -> torch.Tensor:
@@ -131,11 +131,9 @@ def similarity_times(codes: torch.Tensor, labels_rows: torch.Tensor, labels_cols
     computed ``chunk`` rows at a time (memory ``chunk x Q``).
     """
     out = torch.empty(labels_rows.shape[0], codes.shape[1], dtype=torch.float32, device=codes.device)
-    lc = labels_cols.float()
     c = codes.float()
     for i in range(0, labels_rows.shape[0], chunk):
-        S = (labels_rows[i:i + chunk].float() @ lc.t() > 0).float()
-        out[i:i + chunk] = S @ c
+        out[i:i + chunk] = label_similarity(labels_rows[i:i + chunk], labels_cols) @ c
     return out
 
 
@@ -399,7 +397,7 @@ class TVDB(HashingModule):
 
     def _train_labels(self) -> torch.Tensor:
         dm = self.trainer.datamodule
-        labels = torch.as_tensor(dm._labels[self.code_rows.cpu().numpy()])
+        labels = torch.as_tensor(dm.item_labels(self.code_rows.cpu().numpy()))
         return labels.to(self.device)
 
     def _positions(self, index: torch.Tensor) -> torch.Tensor:
@@ -521,7 +519,7 @@ class TVDB(HashingModule):
         """TVDB-E1/E2: forward the whole training set again, then eqs. (4.8, 4.9) on the whole set."""
         from torch.utils.data import DataLoader
 
-        from datamodules.base import ContiguousShardSampler, collate_batch, distributed_context
+        from lightning_hash.contract import ContiguousShardSampler, collate_batch, distributed_context
         dm = self.trainer.datamodule
         rank, world = distributed_context()
         loader = DataLoader(dm.train_dataset, batch_size=dm.eval_batch_size, collate_fn=collate_batch,

@@ -15,11 +15,12 @@ fits on a seeded random subset of them (the same rows for every modality, so pai
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
 
+from lightning_hash.contract import training_matrices
 from lightning_hash.module import HashingModule
 
 BUFFER_PREFIX = "fitted_"
@@ -32,49 +33,6 @@ def check_modality_name(modality: str) -> str:
         raise ValueError(f"modality name {modality!r} is not supported by the classic methods: use letters and "
                          "digits only (e.g. 'image', 'text', 'view2')")
     return modality
-
-
-def training_matrices(datamodule, modalities: Sequence[str], max_train: Optional[int] = None, seed: int = 0,
-                      chunk: int = 8192) -> Dict[str, np.ndarray]:
-    """The training split of ``datamodule`` as float64 ``[n, d]`` matrices, one per modality.
-
-    Reads ``datamodule.train_dataset`` (the rows of ``split.train`` in order, converted exactly as the
-    evaluation batches are: same flattening, same standardisation). ``max_train``: keep a seeded random subset of
-    at most that many rows (sorted, the same rows for every modality).
-    """
-    if getattr(datamodule, "train_dataset", None) is None:
-        datamodule.setup("fit")
-    dataset = getattr(datamodule, "train_dataset", None)
-    if dataset is None:
-        raise ValueError(f"{type(datamodule).__name__} has no train_dataset after setup(); the classic methods "
-                         "fit on the training split of a RetrievalDataModule")
-    n = len(dataset)
-    if n < 2:
-        raise ValueError(f"the training split holds {n} item(s); the classic methods need at least 2")
-    rows = np.arange(n)
-    if max_train is not None:
-        if isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 2:
-            raise ValueError(f"max_train must be an integer >= 2 or None, got {max_train!r}")
-        if max_train < n:
-            rows = np.sort(np.random.RandomState(seed).choice(n, size=max_train, replace=False))
-    parts: Dict[str, List[np.ndarray]] = {m: [] for m in modalities}
-    for start in range(0, len(rows), chunk):
-        positions = rows[start:start + chunk].tolist()
-        if hasattr(dataset, "__getitems__"):
-            batch = dataset.__getitems__(positions)
-        else:
-            items = [dataset[p] for p in positions]
-            batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-        for m in modalities:
-            if m not in batch:
-                raise KeyError(f"modality '{m}' is not in the training batches (keys: {sorted(batch)})")
-            t = batch[m]
-            parts[m].append(t.reshape(t.shape[0], -1).double().numpy())
-    out = {m: np.concatenate(p, axis=0) for m, p in parts.items()}
-    for m, x in out.items():
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"modality '{m}': the training features hold NaN or inf values")
-    return out
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

@@ -24,11 +24,9 @@ from typing import Any, Dict, List, Sequence
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
 
 from lightning_hash.codes import sign_codes
-from lightning_hash.metrics import (DEFAULT_TIE_BREAK, HammingMAP, HammingPRCurve, HammingPrecisionAtK,
-                                    HammingRadiusPrecisionRecall)
+from lightning_hash.metrics import DEFAULT_TIE_BREAK, HammingRetrievalMetrics
 
 #: The P@K curve is evaluated at these ranks.
 P_AT_K_CURVE = (1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -42,6 +40,8 @@ class HashingModule(pl.LightningModule):
     bits: code length.
     eval_map_at: rank cut-offs K of the ``mAP@K`` figures (the paper's K, e.g. DJSRH's 50).
     eval_precision_at: ranks K of the ``P@K`` figures.
+    eval_recall_at: ranks K of the ``R@K`` figures (none by default; the test curves hold R@K at every
+        :data:`P_AT_K_CURVE` rank).
     eval_radius: Hamming radius of ``P@r{radius}`` / ``R@r{radius}``.
     tie_break: how items at equal Hamming distance are ordered, see
         :func:`lightning_hash.metrics.functional.mean_average_precision`.
@@ -55,20 +55,22 @@ class HashingModule(pl.LightningModule):
     cross_modal: bool = True
 
     def __init__(self, bits: int, eval_map_at: Sequence[int] = (50,), eval_precision_at: Sequence[int] = (100,),
-                 eval_radius: int = 2, tie_break: str = DEFAULT_TIE_BREAK, select_metric: str = "mAP@all") -> None:
+                 eval_radius: int = 2, tie_break: str = DEFAULT_TIE_BREAK, select_metric: str = "mAP@all",
+                 eval_recall_at: Sequence[int] = ()) -> None:
         super().__init__()
         if int(bits) <= 0:
             raise ValueError(f"bits must be a positive integer, got {bits}")
-        if any(int(k) <= 0 for k in list(eval_map_at) + list(eval_precision_at)):
-            raise ValueError("eval_map_at / eval_precision_at must hold positive ranks, "
-                             f"got {list(eval_map_at)} / {list(eval_precision_at)}")
+        if any(int(k) <= 0 for k in list(eval_map_at) + list(eval_precision_at) + list(eval_recall_at)):
+            raise ValueError("eval_map_at / eval_precision_at / eval_recall_at must hold positive ranks, "
+                             f"got {list(eval_map_at)} / {list(eval_precision_at)} / {list(eval_recall_at)}")
         self.bits = int(bits)
         self.eval_map_at = [int(k) for k in eval_map_at]
         self.eval_precision_at = [int(k) for k in eval_precision_at]
+        self.eval_recall_at = [int(k) for k in eval_recall_at]
         self.eval_radius = int(eval_radius)
         self.tie_break = tie_break
         self.select_metric = select_metric
-        self._metrics = nn.ModuleDict()          # task name -> MetricCollection, built per stage
+        self._metrics = nn.ModuleDict()          # task name -> HammingRetrievalMetrics, built per stage
         self._eval_tasks: List[Any] = []
         self._eval_sets: List[str] = []
         self.test_curves: Dict[str, Dict[str, List[float]]] = {}
@@ -135,19 +137,11 @@ class HashingModule(pl.LightningModule):
         return bool(connector.should_update_logs)
 
     # ------------------------------------------------------------------ evaluation
-    def _metric_collection(self, curves: bool = False) -> MetricCollection:
-        kw = dict(tie_break=self.tie_break)
-        metrics: Dict[str, Any] = {"mAP@all": HammingMAP(top_k=None, **kw)}
-        for k in self.eval_map_at:
-            metrics[f"mAP@{k}"] = HammingMAP(top_k=k, **kw)
-        for k in self.eval_precision_at:
-            metrics[f"P@{k}"] = HammingPrecisionAtK(k=k, **kw)
-        metrics[f"r{self.eval_radius}"] = HammingRadiusPrecisionRecall(radius=self.eval_radius)
-        if curves:
-            metrics["pr_curve"] = HammingPRCurve()
-            for k in P_AT_K_CURVE:  # P@K with K > N divides by K, as defined
-                metrics.setdefault(f"P@{k}", HammingPrecisionAtK(k=k, **kw))
-        return MetricCollection(metrics, compute_groups=True)
+    def _task_metrics(self, curves: bool = False) -> HammingRetrievalMetrics:
+        """One metric object per task: every figure from one copy of the codes and (tie-aware) one pass."""
+        return HammingRetrievalMetrics(map_at=self.eval_map_at, precision_at=self.eval_precision_at,
+                                       recall_at=self.eval_recall_at, radius=self.eval_radius, pr_curve=curves,
+                                       curve_at=P_AT_K_CURVE if curves else (), tie_break=self.tie_break)
 
     def _start_eval(self, stage: str) -> None:
         dm = self.trainer.datamodule
@@ -162,7 +156,7 @@ class HashingModule(pl.LightningModule):
                     raise ValueError(f"task {task.name} needs evaluation set '{set_name}', but the datamodule serves "
                                      f"{self._eval_sets} for stage '{stage}'")
         self._metrics = nn.ModuleDict({
-            self._task_key(t): self._metric_collection(curves=(stage == "test")) for t in self._eval_tasks
+            self._task_key(t): self._task_metrics(curves=(stage == "test")) for t in self._eval_tasks
         }).to(self.device)
         self._code_parts: Dict[str, List[torch.Tensor]] = {}
         self._label_parts: Dict[str, List[torch.Tensor]] = {}
@@ -247,25 +241,18 @@ class HashingModule(pl.LightningModule):
         self._code_parts, self._label_parts = {}, {}
         return stats
 
-    def _scalar_results(self, results: Dict[str, Any]) -> Dict[str, float]:
-        """Scalar figures of one task; P@K values that only belong to the P@K curve are left out."""
-        flat: Dict[str, Any] = {}
-        for name, value in results.items():
-            if isinstance(value, dict):          # the radius metric returns {"P@r2": ., "R@r2": .}
-                flat.update(value)
-            elif name != "pr_curve":
-                flat[name] = value
-        wanted = {f"P@{k}" for k in self.eval_precision_at}
-        return {name: float(value) for name, value in flat.items()
-                if not (name.startswith("P@") and not name.startswith("P@r") and name not in wanted)}
+    @staticmethod
+    def _scalar_results(results: Dict[str, Any]) -> Dict[str, float]:
+        """The scalar figures of one task (the curves are kept apart)."""
+        return {name: float(value) for name, value in results.items() if name not in ("pr_curve", "rank_curve")}
 
     @staticmethod
     def _curves(results: Dict[str, Any]) -> Dict[str, List[float]]:
         precision, recall = results["pr_curve"]
-        ks = sorted(int(n[2:]) for n in results if n.startswith("P@") and n[2:].isdigit())
+        ks, p_at_k, r_at_k = results["rank_curve"]
         return {"pr_precision": [float(p) for p in precision], "pr_recall": [float(r) for r in recall],
                 "radius": list(range(len(precision))),
-                "k": ks, "precision_at_k": [float(results[f"P@{k}"]) for k in ks]}
+                "k": list(ks), "precision_at_k": [float(v) for v in p_at_k], "recall_at_k": [float(v) for v in r_at_k]}
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")

@@ -22,6 +22,8 @@ from lightning_hash.metrics import (
     HammingPrecisionAtK,
     HammingPRCurve,
     HammingRadiusPrecisionRecall,
+    HammingRecallAtK,
+    HammingRetrievalMetrics,
     functional as F,
 )
 
@@ -150,6 +152,37 @@ def test_update_and_compute_validate_their_input():
                 lambda: HammingPRCurve(average="weighted"), lambda: HammingMAP(empty_queries="nan")):
         with pytest.raises(ValueError):
             bad()
+
+
+@pytest.mark.parametrize("tie_break", ["average", "index"])
+def test_per_task_metric_equals_the_functionals(tie_break):
+    """HammingRetrievalMetrics (one state, histograms once) gives each functional's figure; rows shuffled with
+    indexes give the same."""
+    q, d, ql, dl = make_data(4)
+    kw = dict(tie_break=tie_break)
+    metric = HammingRetrievalMetrics(map_at=[10, 400], precision_at=[5, 20], recall_at=[5, 200], radius=1,
+                                     pr_curve=True, curve_at=[1, 7, 157], **kw)
+    pq, pd = torch.randperm(q.shape[0]), torch.randperm(d.shape[0])
+    feed(metric, q[pq], d[pd], ql[pq], dl[pd], q_index=pq, d_index=pd)
+    got = metric.compute()
+    want = {"mAP@all": F.mean_average_precision(q, d, ql, dl, **kw)}
+    for k in (10, 400):
+        want[f"mAP@{k}"] = F.mean_average_precision(q, d, ql, dl, top_k=k, **kw)
+    for k in (5, 20):
+        want[f"P@{k}"] = F.precision_at_k(q, d, ql, dl, k=k, **kw)
+    for k in (5, 200):
+        want[f"R@{k}"] = F.recall_at_k(q, d, ql, dl, k=k, **kw)
+    want["P@r1"], want["R@r1"] = F.hamming_radius_precision_recall(q, d, ql, dl, radius=1)
+    curve, ranks = got.pop("pr_curve"), got.pop("rank_curve")
+    assert_results_equal(got, want)
+    for a, b in zip(curve, F.precision_recall_curve(q, d, ql, dl)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    assert ranks[0] == [1, 7, 157]
+    for a, b in zip(ranks[1:], F.precision_recall_at_k(q, d, ql, dl, ks=[1, 7, 157], **kw)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    single = HammingRecallAtK(5, **kw)
+    feed(single, q, d, ql, dl)
+    assert float(single.compute()) == pytest.approx(float(want["R@5"]), abs=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------------------------

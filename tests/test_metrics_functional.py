@@ -54,6 +54,8 @@ def ref_from_ranking(rel_ranked: np.ndarray, what: str, k) -> float:
         return 0.0 if not hits else sum((t + 1) / p for t, p in enumerate(hits)) / len(hits)
     if what == "p_at_k":  # A.1
         return sum(rel_ranked[:k]) / k
+    if what == "r_at_k":  # relevant items among the first k over all relevant items
+        return 0.0 if not positions else sum(rel_ranked[:k]) / len(positions)
     raise AssertionError(what)
 
 
@@ -126,6 +128,8 @@ def ref_order_statistics(dist_row, rel_row, what, k) -> float:
         n_before, r_before = n_before + n, r_before + r
     if what == "p_at_k":
         return (r_before + m * r / n) / k
+    if what == "r_at_k":
+        return 0.0 if total == 0 else (r_before + m * r / n) / total
     # ap_ranks: X relevant items among the m retrieved positions of the cut group, X ~ hypergeometric; given X = x
     # they are a uniform x-subset of those m positions
     s_before = math.fsum(s_before)
@@ -208,10 +212,12 @@ def call(what, args, k, tie_break, empty_queries="zero"):
         return F.mean_average_precision(*args, top_k=k, tie_break=tie_break, empty_queries=empty_queries)
     if what == "ap_hits":
         return F.mean_average_precision_first_k_hits(*args, k=k, tie_break=tie_break, empty_queries=empty_queries)
+    if what == "r_at_k":
+        return F.recall_at_k(*args, k=k, tie_break=tie_break, empty_queries=empty_queries)
     return F.precision_at_k(*args, k=k, tie_break=tie_break, empty_queries=empty_queries)
 
 
-METRICS = ["ap", "ap_ranks", "ap_hits", "p_at_k"]
+METRICS = ["ap", "ap_ranks", "ap_hits", "p_at_k", "r_at_k"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -550,6 +556,61 @@ def test_radius_precision_is_zero_when_nothing_is_retrieved():
     assert float(p) == 0.0 and float(r) == 0.0
     p, r = F.hamming_radius_precision_recall(q, db, torch.tensor([0]), torch.tensor([0, 0]), radius=3)
     assert float(p) == 1.0 and float(r) == 0.5
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# distance histograms and the metrics computed from them; the ranking P-R curve
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("multilabel", [True, False])
+def test_distance_histograms_count_like_numpy_and_serve_every_metric(multilabel):
+    rng = np.random.default_rng(80 + multilabel)
+    qb, db, ql, dl = make_problem(rng, 9, 70, 6, multilabel)
+    dist, rel = ref_distance(qb, db), ref_relevance(ql, dl)
+    args = torch_problem(qb, db, ql, dl, rng)
+    h = F.distance_histograms(*args)
+    want_all = np.stack([np.bincount(row, minlength=7) for row in dist])
+    want_rel = np.stack([np.bincount(row[r > 0], minlength=7) for row, r in zip(dist, rel)])
+    np.testing.assert_array_equal(h.all.numpy(), want_all)
+    np.testing.assert_array_equal(h.relevant.numpy(), want_rel)
+    assert h.bits == 6 and h.n_db == 70
+    has_rel = rel.sum(1) > 0
+    for empty in ("zero", "skip"):
+        for k in (1, 7, 70, 90):
+            ref = lambda what: ref_mean(ref_per_query(dist, rel, what, k, "order_statistics"), has_rel, empty)  # noqa
+            assert float(F.map_from_histograms(h, top_k=k, empty_queries=empty)) == pytest.approx(ref("ap_ranks"))
+            assert float(F.map_from_histograms(h, top_k=k, top_k_mode="hits", empty_queries=empty)) == \
+                pytest.approx(ref("ap_hits"))
+            assert float(F.precision_at_k_from_histograms(h, k, empty)) == pytest.approx(ref("p_at_k"))
+            assert float(F.recall_at_k_from_histograms(h, k, empty)) == pytest.approx(ref("r_at_k"))
+        for radius in range(8):
+            p, r = F.radius_precision_recall_from_histograms(h, radius, empty_queries=empty)
+            rp, rr = ref_radius(dist[has_rel] if empty == "skip" else dist, rel[has_rel] if empty == "skip" else rel,
+                                radius, "macro")
+            assert (float(p), float(r)) == pytest.approx((rp, rr))
+
+
+@pytest.mark.parametrize("tie_break", ["average", "index"])
+def test_ranking_precision_recall_curve_matches_brute_force(tie_break):
+    rng = np.random.default_rng(90)
+    qb, db, ql, dl = make_problem(rng, 8, 60, 5, multilabel=True)
+    dist, rel = ref_distance(qb, db), ref_relevance(ql, dl)
+    has_rel = rel.sum(1) > 0
+    reference = "index" if tie_break == "index" else "order_statistics"
+    ks = [1, 2, 10, 59, 60, 100]
+    p, r = F.precision_recall_at_k(*torch_problem(qb, db, ql, dl, rng), ks=ks, tie_break=tie_break)
+    assert p.shape == r.shape == (len(ks),) and p.dtype == torch.float64
+    for i, k in enumerate(ks):
+        assert float(p[i]) == pytest.approx(ref_mean(ref_per_query(dist, rel, "p_at_k", k, reference), has_rel, "zero"))
+        assert float(r[i]) == pytest.approx(ref_mean(ref_per_query(dist, rel, "r_at_k", k, reference), has_rel, "zero"))
+    assert float(r[-1]) == pytest.approx(has_rel.mean())   # every relevant item is within the first N ranks
+    with pytest.raises(ValueError, match="ks is empty"):
+        F.precision_recall_at_k(*torch_problem(qb, db, ql, dl, rng), ks=[])
+    with pytest.raises(ValueError, match="ks entry"):
+        F.precision_recall_at_k(*torch_problem(qb, db, ql, dl, rng), ks=[0])
+    with pytest.raises(ValueError, match="DistanceHistograms"):
+        F.map_from_histograms(torch.zeros(2, 3))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -11,13 +11,17 @@ from lightning_hash.metrics.functional import (
     mean_average_precision,
     mean_average_precision_first_k_hits,
     precision_at_k,
+    precision_recall_at_k,
     precision_recall_curve,
+    recall_at_k,
 )
 from lightning_hash.metrics.metric import (
     HammingMAP,
     HammingPrecisionAtK,
     HammingPRCurve,
     HammingRadiusPrecisionRecall,
+    HammingRecallAtK,
+    HammingRetrievalMetrics,
 )
 
 __all__ = [
@@ -27,10 +31,14 @@ __all__ = [
     "mean_average_precision",
     "mean_average_precision_first_k_hits",
     "precision_at_k",
+    "recall_at_k",
+    "precision_recall_at_k",
     "hamming_radius_precision_recall",
     "precision_recall_curve",
     "HammingMAP",
     "HammingPrecisionAtK",
     "HammingRadiusPrecisionRecall",
     "HammingPRCurve",
+    "HammingRecallAtK",
+    "HammingRetrievalMetrics",
 ]

@@ -38,7 +38,7 @@ import operator
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -49,8 +49,18 @@ __all__ = [
     "mean_average_precision",
     "mean_average_precision_first_k_hits",
     "precision_at_k",
+    "recall_at_k",
+    "precision_recall_at_k",
     "hamming_radius_precision_recall",
     "precision_recall_curve",
+    "DistanceHistograms",
+    "distance_histograms",
+    "map_from_histograms",
+    "precision_at_k_from_histograms",
+    "recall_at_k_from_histograms",
+    "precision_recall_at_k_from_histograms",
+    "radius_precision_recall_from_histograms",
+    "precision_recall_curve_from_histograms",
 ]
 
 #: Default tie handling of the ranking metrics (see the module docstring for why).
@@ -616,15 +626,6 @@ def _ap_hits_average(T: Tensor, R: Tensor, k: int, lf: Tensor) -> Tensor:
     return out
 
 
-def _precision_at_k_average(T: Tensor, R: Tensor, k: int) -> Tensor:
-    n_lt, n_le, r_lt, _ = _cumulative(T, R)
-    k_eff = min(k, int(T[0].sum()))
-    g = _first_reaching(n_le, float(k_eff))
-    take = lambda x: x.gather(1, g[:, None]).squeeze(1)  # noqa: E731
-    n, r, nb, rb = take(T), take(R), take(n_lt), take(r_lt)
-    return (rb + (k_eff - nb) * r / n.clamp(min=1)) / k
-
-
 # --------------------------------------------------------------------------------------------------------------
 # index tie-break: one stable sort of the (small integer) distances per query
 # --------------------------------------------------------------------------------------------------------------
@@ -636,6 +637,9 @@ def _values_from_sorted(rs: Tensor, total: Tensor, what: str, k: Optional[int], 
     length = rs.shape[1]
     if what == "p_at_k":
         return rs.sum(1, dtype=torch.int64).double() / k
+    if what == "r_at_k":
+        found = rs.sum(1, dtype=torch.int64).double()
+        return torch.where(total > 0, found / total.clamp(min=1).double(), torch.zeros_like(found))
     hits = torch.cumsum(rs, 1, dtype=torch.int32)  # number of relevant items up to each rank
     if what == "ap_hits":
         limit = torch.clamp(total, max=k)
@@ -655,6 +659,9 @@ def _row_value(rs: Tensor, rel_row: Tensor, what: str, k: Optional[int], inv_ran
     length = rs.shape[0]
     if what == "p_at_k":
         return int(torch.count_nonzero(rs)) / k, int(torch.count_nonzero(rel_row))
+    if what == "r_at_k":
+        total = int(torch.count_nonzero(rel_row))
+        return (int(torch.count_nonzero(rs)) / total if total else 0.0), total
     hits = torch.cumsum(rs, 0, dtype=torch.int32)
     total = int(hits[-1]) if length == rel_row.shape[0] else int(torch.count_nonzero(rel_row))
     if what == "ap_hits":
@@ -771,10 +778,144 @@ def _mean_over_queries(values: Tensor, has_relevant: Tensor, empty_queries: str)
     return torch.where(has_relevant, values, torch.zeros_like(values)).mean()
 
 
-def _histogram_values(problem: _Problem, fn) -> tuple[Tensor, Tensor]:
-    """Per-query values ``fn(T, R)`` [Q] and numbers of relevant items [Q] from the distance histograms."""
-    parts = _map_histograms(problem, lambda T, R: (fn(T, R), R.sum(1)))
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+def _expected_hits_at_k(T: Tensor, R: Tensor, k: int) -> Tensor:
+    """Expected number of relevant items among the first k ranks (ties in random order), float64 [Q]."""
+    n_lt, n_le, r_lt, _ = _cumulative(T, R)
+    k_eff = min(k, int(T[0].sum()))
+    g = _first_reaching(n_le, float(k_eff))
+    take = lambda x: x.gather(1, g[:, None]).squeeze(1)  # noqa: E731
+    n, r, nb, rb = take(T), take(R), take(n_lt), take(r_lt)
+    return rb + (k_eff - nb) * r / n.clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# distance histograms: one pass over the database for every tie-aware and radius metric
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistanceHistograms:
+    """Per query, the number of database items (``all``) and of relevant items (``relevant``) at each Hamming
+    distance 0..bits: float64 ``[Q, bits + 1]``. Every tie-aware ranking metric (mAP@all, mAP@K, P@K, R@K, the
+    ranking P-R curve) and every radius metric (P@r, R@r, the radius P-R curve) is a function of these counts
+    alone, so one :func:`distance_histograms` call serves them all (``*_from_histograms``)."""
+
+    all: Tensor
+    relevant: Tensor
+
+    @property
+    def bits(self) -> int:
+        return self.all.shape[1] - 1
+
+    @property
+    def n_db(self) -> int:
+        return int(self.all[0].sum()) if self.all.shape[0] else 0
+
+    @property
+    def totals(self) -> Tensor:
+        """Relevant database items per query, float64 [Q]."""
+        return self.relevant.sum(1)
+
+
+def distance_histograms(query_codes: Tensor, db_codes: Tensor, query_labels: Tensor,
+                        db_labels: Tensor) -> DistanceHistograms:
+    """The per-query distance histograms of all and of relevant database items (one pass, exact counts).
+
+    Same inputs and conventions as :func:`mean_average_precision`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> h = distance_histograms(torch.tensor([[1, 1]]), torch.tensor([[1, 1], [0, 1], [0, 0]]),
+    ...                         torch.tensor([0]), torch.tensor([0, 1, 0]))
+    >>> h.all, h.relevant
+    (tensor([[1., 1., 1.]], dtype=torch.float64), tensor([[1., 0., 1.]], dtype=torch.float64))
+    >>> round(float(map_from_histograms(h)), 6)   # relevant at ranks 1 and 3: (1 + 2/3) / 2
+    0.833333
+    """
+    problem = _prepare(query_codes, db_codes, query_labels, db_labels)
+    parts = _map_histograms(problem, lambda T, R: (T, R))
+    return DistanceHistograms(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+
+
+def _check_histograms(h: object) -> DistanceHistograms:
+    if not isinstance(h, DistanceHistograms):
+        raise ValueError(f"expected DistanceHistograms (from distance_histograms), got {type(h).__name__}")
+    return h
+
+
+def map_from_histograms(h: DistanceHistograms, top_k: Optional[int] = None, top_k_mode: str = "ranks",
+                        empty_queries: str = "zero") -> Tensor:
+    """Tie-aware mAP@all / mAP@K from :func:`distance_histograms` (see :func:`mean_average_precision`)."""
+    h = _check_histograms(h)
+    _check_choice("top_k_mode", top_k_mode, _TOP_K_MODES)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    if top_k is not None:
+        top_k = _check_positive_int("top_k", top_k)
+    T, R = h.all, h.relevant
+    if top_k is None or (top_k >= h.n_db and top_k_mode == "ranks"):
+        values = _ap_all_average(T, R)
+    else:
+        lf = _log_factorials(h.n_db, T.device)
+        values = (_ap_ranks_average if top_k_mode == "ranks" else _ap_hits_average)(T, R, top_k, lf)
+    return _mean_over_queries(values, h.totals > 0, empty_queries)
+
+
+def precision_at_k_from_histograms(h: DistanceHistograms, k: int, empty_queries: str = "zero") -> Tensor:
+    """Tie-aware P@k from :func:`distance_histograms` (see :func:`precision_at_k`)."""
+    h = _check_histograms(h)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    k = _check_positive_int("k", k)
+    return _mean_over_queries(_expected_hits_at_k(h.all, h.relevant, k) / k, h.totals > 0, empty_queries)
+
+
+def recall_at_k_from_histograms(h: DistanceHistograms, k: int, empty_queries: str = "zero") -> Tensor:
+    """Tie-aware R@k from :func:`distance_histograms` (see :func:`recall_at_k`)."""
+    h = _check_histograms(h)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    k = _check_positive_int("k", k)
+    totals = h.totals
+    found = _expected_hits_at_k(h.all, h.relevant, k)
+    values = torch.where(totals > 0, found / totals.clamp(min=1), torch.zeros_like(found))
+    return _mean_over_queries(values, totals > 0, empty_queries)
+
+
+def precision_recall_at_k_from_histograms(h: DistanceHistograms, ks: Sequence[int],
+                                          empty_queries: str = "zero") -> tuple[Tensor, Tensor]:
+    """The ranking P-R curve (P@k and R@k for each k of ``ks``) from :func:`distance_histograms`."""
+    ks = _check_ks(ks)
+    p = torch.stack([precision_at_k_from_histograms(h, k, empty_queries) for k in ks])
+    r = torch.stack([recall_at_k_from_histograms(h, k, empty_queries) for k in ks])
+    return p, r
+
+
+def radius_precision_recall_from_histograms(h: DistanceHistograms, radius: int = 2, average: str = "macro",
+                                            empty_queries: str = "zero") -> tuple[Tensor, Tensor]:
+    """Precision and recall within a Hamming radius from :func:`distance_histograms`
+    (see :func:`hamming_radius_precision_recall`)."""
+    h = _check_histograms(h)
+    radius = _check_int("radius", radius, 0)
+    p, r = precision_recall_curve_from_histograms(h, average, empty_queries)
+    col = min(radius, h.bits)
+    return p[col], r[col]
+
+
+def precision_recall_curve_from_histograms(h: DistanceHistograms, average: str = "macro",
+                                           empty_queries: str = "zero") -> tuple[Tensor, Tensor]:
+    """The radius P-R curve (radius 0..bits) from :func:`distance_histograms` (see :func:`precision_recall_curve`)."""
+    h = _check_histograms(h)
+    _check_choice("average", average, _AVERAGES)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    return _precision_recall_from_counts(h.all.cumsum(1), h.relevant.cumsum(1), h.totals, average, empty_queries)
+
+
+def _check_ks(ks: object) -> list:
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise ValueError(f"ks must be a sequence of positive ranks, got {ks!r}")
+    ks = [_check_positive_int("ks entry", k) for k in ks]
+    if not ks:
+        raise ValueError("ks is empty: give at least one rank")
+    return ks
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -840,22 +981,15 @@ def mean_average_precision(
     _check_choice("top_k_mode", top_k_mode, _TOP_K_MODES)
     if top_k is not None:
         top_k = _check_positive_int("top_k", top_k)
+    if tie_break == "average":
+        return map_from_histograms(distance_histograms(query_codes, db_codes, query_labels, db_labels), top_k,
+                                   top_k_mode, empty_queries)
     problem = _prepare(query_codes, db_codes, query_labels, db_labels)
     if top_k is None or (top_k >= problem.n_db and top_k_mode == "ranks"):
         what = "ap_all"
     else:
         what = "ap_ranks" if top_k_mode == "ranks" else "ap_hits"
-    if tie_break == "index":
-        values, totals = _index_metric(problem, what, top_k)
-        return _mean_over_queries(values, totals > 0, empty_queries)
-    lf = _log_factorials(problem.n_db, problem.device) if what != "ap_all" else None
-    if what == "ap_all":
-        fn = _ap_all_average
-    elif what == "ap_ranks":
-        fn = lambda T, R: _ap_ranks_average(T, R, top_k, lf)  # noqa: E731
-    else:
-        fn = lambda T, R: _ap_hits_average(T, R, top_k, lf)  # noqa: E731
-    values, totals = _histogram_values(problem, fn)
+    values, totals = _index_metric(problem, what, top_k)
     return _mean_over_queries(values, totals > 0, empty_queries)
 
 
@@ -918,18 +1052,87 @@ def precision_at_k(
     _check_choice("tie_break", tie_break, _TIE_BREAKS)
     _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
     k = _check_positive_int("k", k)
+    return _at_k("p_at_k", query_codes, db_codes, query_labels, db_labels, k, tie_break, empty_queries)
+
+
+def _at_k(what: str, query_codes, db_codes, query_labels, db_labels, k: int, tie_break: str,
+          empty_queries: str) -> Tensor:
+    """P@k (``what="p_at_k"``) or R@k (``"r_at_k"``), either tie break."""
+    if tie_break == "average":
+        h = distance_histograms(query_codes, db_codes, query_labels, db_labels)
+        fn = precision_at_k_from_histograms if what == "p_at_k" else recall_at_k_from_histograms
+        return fn(h, k, empty_queries)
     problem = _prepare(query_codes, db_codes, query_labels, db_labels)
-    if tie_break == "index":
-        values, totals = _index_metric(problem, "p_at_k", k)
-        return _mean_over_queries(values, totals > 0, empty_queries)
-    values, totals = _histogram_values(problem, lambda T, R: _precision_at_k_average(T, R, k))
+    values, totals = _index_metric(problem, what, k)
     return _mean_over_queries(values, totals > 0, empty_queries)
 
 
-def _radius_counts(problem: _Problem) -> tuple[Tensor, Tensor, Tensor]:
-    """[Q, bits + 1] numbers of retrieved and of retrieved relevant items per radius, and [Q] relevant totals."""
-    parts = _map_histograms(problem, lambda T, R: (T.cumsum(1), R.cumsum(1), R.sum(1)))
-    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+def recall_at_k(
+    query_codes: Tensor,
+    db_codes: Tensor,
+    query_labels: Tensor,
+    db_labels: Tensor,
+    k: int,
+    tie_break: str = DEFAULT_TIE_BREAK,
+    empty_queries: str = "zero",
+) -> Tensor:
+    """Mean recall of the top-``k`` Hamming-ranked database items: ``R@k = |relevant in the first k| / R``.
+
+    The companion of :func:`precision_at_k` (same ranking, same tie conventions: with ``tie_break="average"`` the
+    group cut by rank k counts with its expected relevance); ``R`` is the query's number of relevant database
+    items, and a query without any has R@k = 0 (``empty_queries="zero"``), is left out (``"skip"``) or raises.
+    ``k >= N`` gives 1 for every query with a relevant item.
+
+    Examples
+    --------
+    >>> import torch
+    >>> q = torch.tensor([[1, 1]])
+    >>> db = torch.tensor([[1, 1], [0, 1], [0, 0]])
+    >>> recall_at_k(q, db, torch.tensor([0]), torch.tensor([0, 1, 0]), k=1)   # 1 of the 2 relevant items
+    tensor(0.5000, dtype=torch.float64)
+    """
+    _check_choice("tie_break", tie_break, _TIE_BREAKS)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    k = _check_positive_int("k", k)
+    return _at_k("r_at_k", query_codes, db_codes, query_labels, db_labels, k, tie_break, empty_queries)
+
+
+def precision_recall_at_k(
+    query_codes: Tensor,
+    db_codes: Tensor,
+    query_labels: Tensor,
+    db_labels: Tensor,
+    ks: Sequence[int],
+    tie_break: str = DEFAULT_TIE_BREAK,
+    empty_queries: str = "zero",
+) -> tuple[Tensor, Tensor]:
+    """The ranking-based precision-recall curve: P@k and R@k (:func:`precision_at_k`, :func:`recall_at_k`) at
+    each rank k of ``ks``, as float64 tensors ``[len(ks)]`` (the curve the field's repositories plot next to the
+    Hamming-radius one, :func:`precision_recall_curve`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> p, r = precision_recall_at_k(torch.tensor([[1, 1]]), torch.tensor([[1, 1], [0, 1], [0, 0]]),
+    ...                              torch.tensor([0]), torch.tensor([0, 1, 0]), ks=[1, 2, 3])
+    >>> p, r
+    (tensor([1.0000, 0.5000, 0.6667], dtype=torch.float64), tensor([0.5000, 0.5000, 1.0000], dtype=torch.float64))
+    """
+    _check_choice("tie_break", tie_break, _TIE_BREAKS)
+    _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
+    ks = _check_ks(ks)
+    if tie_break == "average":
+        return precision_recall_at_k_from_histograms(
+            distance_histograms(query_codes, db_codes, query_labels, db_labels), ks, empty_queries)
+    problem = _prepare(query_codes, db_codes, query_labels, db_labels)
+    out = []
+    for what in ("p_at_k", "r_at_k"):
+        values = []
+        for k in ks:
+            v, totals = _index_metric(problem, what, k)
+            values.append(_mean_over_queries(v, totals > 0, empty_queries))
+        out.append(torch.stack(values))
+    return out[0], out[1]
 
 
 def _precision_recall_from_counts(retrieved: Tensor, hits: Tensor, totals: Tensor, average: str,
@@ -984,12 +1187,8 @@ def hamming_radius_precision_recall(
     _check_choice("average", average, _AVERAGES)
     _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
     radius = _check_int("radius", radius, 0)
-    problem = _prepare(query_codes, db_codes, query_labels, db_labels)
-    retrieved, hits, totals = _radius_counts(problem)
-    col = min(radius, problem.bits)
-    p, r = _precision_recall_from_counts(retrieved[:, col:col + 1], hits[:, col:col + 1], totals, average,
-                                         empty_queries)
-    return p[0], r[0]
+    return radius_precision_recall_from_histograms(
+        distance_histograms(query_codes, db_codes, query_labels, db_labels), radius, average, empty_queries)
 
 
 def precision_recall_curve(
@@ -1025,6 +1224,5 @@ def precision_recall_curve(
     """
     _check_choice("average", average, _AVERAGES)
     _check_choice("empty_queries", empty_queries, _EMPTY_QUERIES)
-    problem = _prepare(query_codes, db_codes, query_labels, db_labels)
-    retrieved, hits, totals = _radius_counts(problem)
-    return _precision_recall_from_counts(retrieved, hits, totals, average, empty_queries)
+    return precision_recall_curve_from_histograms(
+        distance_histograms(query_codes, db_codes, query_labels, db_labels), average, empty_queries)

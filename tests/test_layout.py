@@ -1,4 +1,5 @@
-"""The dependency rule, checked on the source (every import statement, at module level or inside a function):
+"""The dependency rule, checked on the source (every import statement that can run, at module level or inside a
+function; ``if TYPE_CHECKING:`` blocks are annotations only):
 
 * nothing in ``lightning_hash`` imports ``datamodules``, except the runner (``lightning_hash/experiment.py``);
 * no import cycle between the modules of the two packages;
@@ -31,7 +32,11 @@ def _imports(name: str, path: Path, known: Set[str]) -> Set[str]:
     """The project modules ``name`` imports (``from a.b import c`` counts as ``a.b.c`` when that is a module)."""
     is_package = path.name == "__init__.py"
     out: Set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):   # ``if TYPE_CHECKING:`` imports never run: not dependencies
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -141,3 +146,4 @@ def test_the_walker_sees_imports_inside_functions_and_relative_imports(tmp_path)
     assert "datamodules.split" in graph["datamodules.protocols"]                    # from .split import Split
     assert "lightning_hash.nn.backbone" in graph["datamodules.readers.features"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert "lightning_hash.metrics._checks" not in graph["lightning_hash.metrics._products"]   # TYPE_CHECKING only

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_hash.metrics import _index_order, _products, _tie_aware, histograms
 from lightning_hash.metrics import functional as F
 
 TOL = 1e-6
@@ -354,7 +355,7 @@ def test_index_tie_break_matches_reference(what, multilabel):
 
 def test_index_tie_break_batched_sort_path(monkeypatch):
     """The 2-D sort path (used on GPUs) gives the same values as the per-row CPU path and the reference."""
-    monkeypatch.setattr(F, "_FORCE_BATCHED_SORT", True)
+    monkeypatch.setattr(_index_order, "_FORCE_BATCHED_SORT", True)
     rng = np.random.default_rng(20)
     for case in range(8):
         qb, db, ql, dl = make_problem(rng, 5, 90, int(rng.choice([3, 8, 200])), multilabel=bool(case % 2))
@@ -373,11 +374,11 @@ def test_small_tiles_and_chunks_give_the_same_result(monkeypatch):
     expected = {(what, tb): call(what, args, 250, tb) for what in METRICS for tb in ("index", "average")}
     for what in METRICS:  # index results also against the reference
         assert abs(float(expected[what, "index"]) - ref_per_query(dist, rel, what, 250, "index").mean()) < TOL
-    monkeypatch.setattr(F, "_CPU_TILE", 1 << 10)
-    monkeypatch.setattr(F, "_TILE_COLS", 1000)
-    monkeypatch.setattr(F, "_SORT_BUDGET_CPU", 1 << 12)
-    monkeypatch.setattr(F, "_BOUNDARY_BUDGET", 64)
-    monkeypatch.setattr(F, "_MAX_FUSED_BINS", 1)
+    monkeypatch.setattr(_products, "_CPU_TILE", 1 << 10)
+    monkeypatch.setattr(_products, "_TILE_COLS", 1000)
+    monkeypatch.setattr(_index_order, "_SORT_BUDGET_CPU", 1 << 12)
+    monkeypatch.setattr(_tie_aware, "_BOUNDARY_BUDGET", 64)
+    monkeypatch.setattr(histograms, "_MAX_FUSED_BINS", 1)
     for key, value in expected.items():
         assert abs(float(call(key[0], args, 250, key[1])) - float(value)) < 1e-12, key
 

@@ -37,6 +37,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from lightning_hash.metrics import _checks as C
 from lightning_hash.metrics import functional as F
 
 __all__ = ["HammingMAP", "HammingPrecisionAtK", "HammingRecallAtK", "HammingRadiusPrecisionRecall", "HammingPRCurve",
@@ -76,7 +77,7 @@ class _HammingRetrievalMetric(Metric):
         if role not in _ROLES:
             raise ValueError(f"role must be 'query' or 'database', got {role!r}")
         prefix = _ROLES[role]
-        bits = F._codes_to_bits(codes, "codes")
+        bits = C._codes_to_bits(codes, "codes")
         if not isinstance(labels, Tensor) or labels.dim() not in (1, 2):
             raise ValueError("labels must be a tensor of class indices [n] or multi-hot labels [n, C]")
         if labels.shape[0] != bits.shape[0]:
@@ -169,10 +170,10 @@ class HammingMAP(_HammingRetrievalMetric):
     def __init__(self, top_k: Optional[int] = None, tie_break: str = F.DEFAULT_TIE_BREAK,
                  empty_queries: str = "zero", top_k_mode: str = "ranks", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        F._check_choice("tie_break", tie_break, F._TIE_BREAKS)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
-        F._check_choice("top_k_mode", top_k_mode, F._TOP_K_MODES)
-        self.top_k = None if top_k is None else F._check_positive_int("top_k", top_k)
+        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
+        C._check_choice("top_k_mode", top_k_mode, C._TOP_K_MODES)
+        self.top_k = None if top_k is None else C._check_positive_int("top_k", top_k)
         self.tie_break, self.empty_queries, self.top_k_mode = tie_break, empty_queries, top_k_mode
 
     def compute(self) -> Tensor:
@@ -189,9 +190,9 @@ class HammingPrecisionAtK(_HammingRetrievalMetric):
     def __init__(self, k: int, tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        F._check_choice("tie_break", tie_break, F._TIE_BREAKS)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
-        self.k = F._check_positive_int("k", k)
+        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
+        self.k = C._check_positive_int("k", k)
         self.tie_break, self.empty_queries = tie_break, empty_queries
 
     def compute(self) -> Tensor:
@@ -208,9 +209,9 @@ class HammingRecallAtK(_HammingRetrievalMetric):
     def __init__(self, k: int, tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        F._check_choice("tie_break", tie_break, F._TIE_BREAKS)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
-        self.k = F._check_positive_int("k", k)
+        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
+        self.k = C._check_positive_int("k", k)
         self.tie_break, self.empty_queries = tie_break, empty_queries
 
     def compute(self) -> Tensor:
@@ -228,9 +229,9 @@ class HammingRadiusPrecisionRecall(_HammingRetrievalMetric):
     def __init__(self, radius: int = 2, average: str = "macro", empty_queries: str = "zero",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        radius = F._check_int("radius", radius, 0)
-        F._check_choice("average", average, F._AVERAGES)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
+        radius = C._check_int("radius", radius, 0)
+        C._check_choice("average", average, C._AVERAGES)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
         self.radius, self.average, self.empty_queries = radius, average, empty_queries
 
     def compute(self) -> dict[str, Tensor]:
@@ -247,8 +248,8 @@ class HammingPRCurve(_HammingRetrievalMetric):
 
     def __init__(self, average: str = "macro", empty_queries: str = "zero", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        F._check_choice("average", average, F._AVERAGES)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
+        C._check_choice("average", average, C._AVERAGES)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
         self.average, self.empty_queries = average, empty_queries
 
     def compute(self) -> tuple[Tensor, Tensor]:
@@ -289,14 +290,14 @@ class HammingRetrievalMetrics(_HammingRetrievalMetric):
                  radius: Optional[int] = 2, pr_curve: bool = False, curve_at: Sequence[int] = (),
                  tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        F._check_choice("tie_break", tie_break, F._TIE_BREAKS)
-        F._check_choice("empty_queries", empty_queries, F._EMPTY_QUERIES)
-        self.map_at = [F._check_positive_int("map_at entry", k) for k in map_at]
-        self.precision_at = [F._check_positive_int("precision_at entry", k) for k in precision_at]
-        self.recall_at = [F._check_positive_int("recall_at entry", k) for k in recall_at]
-        self.radius = None if radius is None else F._check_int("radius", radius, 0)
+        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
+        self.map_at = [C._check_positive_int("map_at entry", k) for k in map_at]
+        self.precision_at = [C._check_positive_int("precision_at entry", k) for k in precision_at]
+        self.recall_at = [C._check_positive_int("recall_at entry", k) for k in recall_at]
+        self.radius = None if radius is None else C._check_int("radius", radius, 0)
         self.pr_curve = bool(pr_curve)
-        self.curve_at = [F._check_positive_int("curve_at entry", k) for k in curve_at]
+        self.curve_at = [C._check_positive_int("curve_at entry", k) for k in curve_at]
         self.tie_break, self.empty_queries = tie_break, empty_queries
 
     def compute(self) -> Dict[str, Any]:

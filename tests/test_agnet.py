@@ -119,6 +119,25 @@ def test_run_py_digits_tbir_ibir_and_resume_in_stage2(tmp_path):
     for key in ("test/mAP@all/image->image", "test/P@r2/image->image", "test/mAP@all/word_vectors->image",
                 "test/PED/image", "test/PED/word_vectors"):
         assert key in m and np.isfinite(m[key]), key
+    # the logged TBIR and IBIR figures are the metrics of the best checkpoint's codes on the recorded split:
+    # class queries (word vectors) against the unseen-class items, image queries against the IBIR database
+    from lightning_hash.codes import sign_codes
+    from lightning_hash.experiment import build_datamodule
+    from lightning_hash.metrics import functional as F
+    dm = build_datamodule(res["config"], tmp_path / "a")
+    best = AgNet.load_from_checkpoint(res["model_selection"]["best_checkpoint"], map_location="cpu").eval()
+
+    def whole(set_name):
+        ds = dm.eval_dataset("test", set_name)
+        return ds.__getitems__(list(range(len(ds))))
+
+    with torch.no_grad():
+        for (q_set, q_mod), (d_set, d_mod) in ((("classes", "word_vectors"), ("class_items", "image")),
+                                               (("query", "image"), ("database", "image"))):
+            q, d = whole(q_set), whole(d_set)
+            want = F.mean_average_precision(sign_codes(best.encode(q, q_mod)), sign_codes(best.encode(d, d_mod)),
+                                            q["label"], d["label"])
+            assert m[f"test/mAP@all/{q_mod}->{d_mod}"] == pytest.approx(float(want), abs=1e-6), (q_mod, d_mod)
     assert rec.stages == [(0, 1), (1, 2)]
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     before = torch.load(last, map_location="cpu", weights_only=False)

@@ -3,6 +3,7 @@ switches, run.py end to end on the digits default (IBIR + TBIR, checkpoint rebui
 bad input (fewer classes than groups, a class without a word vector, unseen items in training)."""
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from types import SimpleNamespace
@@ -235,6 +236,13 @@ def test_run_py_digits_default_resume_and_checkpoint_rebuild(tmp_path):
     m = res["metrics"]
     for key in ("test/mAP@all/image->image", "test/P@r2/image->image", "test/mAP@all/word_vectors->image"):
         assert key in m and np.isfinite(m[key]), key
+    # random codes on the very same split and tasks: two epochs of VSB2-Net must already beat them on IBIR
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rnd = run_main(["--method", "random", "--bits", "16", "--logger", "none", "--no-progress-bar", "--output",
+                        str(tmp_path / "rnd"), *[a for k, v in res["config"]["data"].items()
+                                                 for a in ("--set", f"data.{k}={json.dumps(v)}")]])
+    assert m["test/mAP@all/image->image"] > rnd["metrics"]["test/mAP@all/image->image"] + 0.15, (m, rnd["metrics"])
     assert res["config"]["data"]["zero_shot"] and res["config"]["data"]["class_queries"] == "word_vectors"
     last = tmp_path / "v" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False)

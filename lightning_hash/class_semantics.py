@@ -6,7 +6,7 @@ otherwise), and which classes a zero-shot split lets the model train on.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -54,3 +54,41 @@ def seen_class_mask(dm, num_classes: int) -> torch.Tensor:
     seen = torch.zeros(num_classes, dtype=torch.bool)
     seen[torch.as_tensor(split.seen_classes)] = True
     return seen
+
+
+def outside_classes(labels: torch.Tensor, allowed: torch.Tensor) -> List[int]:
+    """The class indices outside ``allowed`` (bool ``[C]``) that some row of ``labels`` carries (multi-hot
+    ``[n, C]``, or class indices ``[n]``), sorted.
+
+    >>> allowed = torch.tensor([True, False, True])
+    >>> outside_classes(torch.tensor([[1, 0, 0], [0, 1, 1]]), allowed), outside_classes(torch.tensor([2, 0]), allowed)
+    ([1], [])
+    """
+    allowed = allowed.to(labels.device)
+    if labels.ndim == 1:
+        cls = labels.long()
+        return sorted(set(cls[~allowed[cls]].tolist()))
+    present = (labels > 0).any(dim=0)
+    return torch.nonzero(present & ~allowed).flatten().tolist()
+
+
+def require_training_classes(labels: torch.Tensor, allowed: torch.Tensor, owner: str, what: str = "unseen",
+                             class_names: Optional[Sequence[str]] = None, where: str = "a training batch") -> None:
+    """The zero-shot rule, in one place: training items carry only ``allowed`` classes (the seen classes, minus
+    any held out for validation). Raises ``ValueError`` naming the offending classes otherwise."""
+    bad = outside_classes(labels, allowed)
+    if bad:
+        names = [class_names[c] for c in bad] if class_names is not None else bad
+        raise ValueError(f"{owner}: {where} holds items of classes {names} that are {what} (unseen classes are "
+                         "not trained on); a zero-shot model trains on its training classes only")
+
+
+def require_training_split_classes(dm, allowed: torch.Tensor, owner: str, what: str = "unseen") -> None:
+    """:func:`require_training_classes` on a DataModule's whole training split (read through the contract's
+    ``item_labels``), before training starts."""
+    split = getattr(dm, "split", None)
+    if split is None or not hasattr(dm, "item_labels"):
+        return
+    labels = torch.as_tensor(dm.item_labels(split.train))
+    require_training_classes(labels, allowed, owner, what, class_names=list(getattr(dm, "class_names", []) or [])
+                             or None, where="the training data")

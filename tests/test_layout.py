@@ -133,7 +133,8 @@ def test_no_method_file_imports_another_method_module():
 
 
 def test_no_private_datamodule_attribute_is_read_outside_datamodules():
-    pattern = re.compile(r"\b(dm|datamodule|data_module|self\.trainer\.datamodule)\._[a-z]\w*")
+    pattern = re.compile(r"\b(dm|datamodule|data_module|self\.trainer\.datamodule)\._[a-z]\w*"
+                         r"|getattr\(\s*(dm|datamodule|data_module)\s*,\s*[\"']_")
     offenders = [f"{p.relative_to(ROOT)}:{i + 1}: {line.strip()}"
                  for p in sorted((ROOT / "lightning_hash").rglob("*.py")) + sorted((ROOT / "experiments").rglob("*.py"))
                  for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]

@@ -74,7 +74,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hash.class_semantics import class_matrix, seen_class_mask
+from lightning_hash.class_semantics import (class_matrix, require_training_classes, require_training_split_classes,
+                                            seen_class_mask)
 from lightning_hash.codes import sign_codes
 from lightning_hash.methods._registry import register
 from lightning_hash.similarity import label_similarity
@@ -298,15 +299,8 @@ class AgNet(HashingModule):
         self._A = attribute_targets(A, hp.attribute_targets) if A is not None else None
         seen = seen_class_mask(dm, W.shape[0])
         split = getattr(dm, "split", None)
-        if split is not None and split.zero_shot:
-            labels = getattr(dm, "_labels", None)
-            if stage == "fit" and labels is not None:
-                train_labels = torch.as_tensor(labels[split.train])
-                bad = (train_labels[:, ~seen] > 0).any(dim=0)
-                if bad.any():
-                    names = [dm.class_names[c] for c in torch.nonzero(~seen).flatten()[bad].tolist()]
-                    raise ValueError(f"{self.method_name}: the training data hold items of unseen classes {names}; "
-                                     "a zero-shot model must train on seen classes only")
+        if stage == "fit" and split is not None and split.zero_shot:
+            require_training_split_classes(dm, seen, self.method_name)
         self._seen = seen
 
     @property
@@ -347,9 +341,7 @@ class AgNet(HashingModule):
         """Per-item class text vector and attribute target (labels: multi-hot ``[n, C]``)."""
         self._require_semantics()
         lab = labels.float()
-        if (lab[:, ~self._seen.to(lab.device)] > 0).any():
-            raise ValueError(f"{self.method_name}: a training batch holds items of unseen classes; a zero-shot model "
-                             "must train on seen classes only")
+        require_training_classes(lab, self._seen, self.method_name)
         weights = lab / lab.sum(dim=1, keepdim=True).clamp_min(1.0)
         z = weights @ self._W.to(lab.device)
         a = weights @ self._A.to(lab.device) if self._A is not None else None

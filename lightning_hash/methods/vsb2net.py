@@ -97,7 +97,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hash.class_semantics import class_matrix
+from lightning_hash.class_semantics import class_matrix, require_training_classes, require_training_split_classes
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn import mlp
@@ -434,18 +434,8 @@ class VSB2Net(HashingModule):
         return seen[keep].sort().values
 
     def _check_training_items(self, dm) -> None:
-        split, labels = getattr(dm, "split", None), getattr(dm, "_labels", None)
-        if split is None or labels is None:
-            return
-        lab = torch.as_tensor(labels[split.train]).float()
-        if lab.ndim == 1:
-            return
-        allowed = self._class_row >= 0
-        bad = (lab[:, ~allowed] > 0).any(dim=0)
-        if bad.any():
-            names = [dm.class_names[c] for c in torch.nonzero(~allowed).flatten()[bad].tolist()]
-            raise ValueError(f"{self.method_name}: the training data hold items of classes {names} that are unseen or "
-                             "held out for validation; a zero-shot model trains on its training classes only")
+        require_training_split_classes(dm, self._class_row >= 0, self.method_name,
+                                       what="unseen or held out for validation")
 
     def _word_vectors(self, dm) -> torch.Tensor:
         return class_matrix(dm, self.text_key, "word vector", self.method_name, "text_key")
@@ -482,12 +472,8 @@ class VSB2Net(HashingModule):
             if (lab.sum(dim=1) != 1).any():
                 raise ValueError(f"{self.method_name}: needs single-label items (one class per training item)")
             cls = lab.argmax(dim=1)
-        rows = self._class_row.to(cls.device)[cls]
-        if (rows < 0).any():
-            raise ValueError(f"{self.method_name}: a training batch holds items of classes "
-                             f"{sorted(set(cls[rows < 0].tolist()))} that are unseen or held out for validation; "
-                             "a zero-shot model trains on its training classes only")
-        return rows
+        require_training_classes(cls, self._class_row >= 0, self.method_name, what="unseen or held out for validation")
+        return self._class_row.to(cls.device)[cls]
 
     def training_step(self, batch, batch_idx):
         hp = self.hparams

@@ -87,7 +87,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hash.class_semantics import class_matrix, seen_class_mask
+from lightning_hash.class_semantics import class_matrix, require_training_classes, seen_class_mask
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn.backbone import BackbonePreprocess
@@ -193,20 +193,11 @@ def create_feature_map_backbone(name: str, pretrained: bool = False, checkpoint:
     or mismatched file, :class:`~lightning_hash.nn.backbone.PretrainedWeightsUnavailable` (with the offline
     remedies) when pretrained Hub weights cannot be loaded, ``ValueError`` for an unknown name.
     """
-    import timm
-    from lightning_hash.nn.backbone import PretrainedWeightsUnavailable, _offline_help, create_features_model
+    from lightning_hash.nn.backbone import create_backbone
 
-    if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; close names: {timm.list_models(f'*{name[:6]}*')[:10]}")
-    kw = dict(features_only=True, out_indices=(-1,))
-    if checkpoint is not None:
-        return create_features_model(name, checkpoint, out_indices=(-1,))
-    try:
-        return timm.create_model(name, pretrained=pretrained, **kw)
-    except Exception as e:
-        if pretrained:
-            raise PretrainedWeightsUnavailable(_offline_help(name, e)) from e
-        raise
+    # the project's one timm factory; seed=None: a random initialisation comes from the run's seeded global RNG
+    return create_backbone(name, pretrained=pretrained, checkpoint=checkpoint, seed=None, features_only=True,
+                           out_indices=(-1,)).train()   # a trainable module, like TimmBackbone's
 
 
 # ============================================================================================== the method
@@ -357,9 +348,8 @@ class ZSIH(HashingModule):
         lab = labels.float()
         if lab.ndim != 2 or lab.shape[1] != self._W.shape[0]:
             raise ValueError(f"zsih: labels must be multi-hot [B, {self._W.shape[0]}], got {tuple(lab.shape)}")
-        if self._seen is not None and bool((lab[:, ~self._seen.to(lab.device)] > 0).any()):
-            raise ValueError("zsih: a training batch holds items of unseen classes; a zero-shot model trains on "
-                             "seen classes only")
+        if self._seen is not None:
+            require_training_classes(lab, self._seen, "zsih")
         if bool((lab.sum(dim=1) == 0).any()):
             raise ValueError("zsih: a training row has no class label, so no word vector")
         return (lab / lab.sum(dim=1, keepdim=True)) @ self._W.to(lab.device)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -206,16 +206,23 @@ def _check_model_name(name: str) -> None:
         raise ValueError(f"unknown timm model {name!r}; close names: {close}")
 
 
-def _seeded_model(name: str, seed: int, **kwargs) -> nn.Module:
+def _seeded_model(name: str, seed: Optional[int], **kwargs) -> nn.Module:
+    """A randomly initialised timm model: from ``seed`` (the global RNG untouched), or from the global RNG
+    (``seed=None``, e.g. inside a run that seeded everything)."""
     import timm
 
+    if seed is None:
+        return timm.create_model(name, pretrained=False, **kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return timm.create_model(name, pretrained=False, **kwargs)
 
 
-def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[PathLike] = None, seed: int = 0):
-    """Create a timm feature extractor (``num_classes=0``) in eval mode.
+def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[PathLike] = None,
+                    seed: Optional[int] = 0, features_only: bool = False, out_indices: Optional[Sequence[int]] = None):
+    """Create a timm feature extractor in eval mode: pooled features (``num_classes=0``), or with
+    ``features_only=True`` the feature maps at ``out_indices`` (timm's ``features_only`` wrapper). The one timm
+    factory of the project (ZSIH's attention backbone uses it too).
 
     Parameters
     ----------
@@ -228,7 +235,10 @@ def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[
         loaded strictly (:func:`load_checkpoint_strict`): the classifier head's keys are ignored (the network has
         none), any other missing, unexpected or wrongly shaped key is a :class:`CheckpointError`.
     seed:
-        seed of the random initialisation when ``pretrained=False`` (so cached features stay reproducible).
+        seed of the random initialisation when ``pretrained=False`` (so cached features stay reproducible);
+        ``None``: the global RNG.
+    features_only, out_indices:
+        timm's feature-map wrapper; a ``checkpoint`` goes through :func:`create_features_model`.
 
     Raises
     ------
@@ -242,20 +252,25 @@ def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[
     import timm
 
     _check_model_name(name)
+    kwargs: Dict[str, Any] = dict(features_only=True) if features_only else dict(num_classes=0)
+    if features_only and out_indices is not None:
+        kwargs["out_indices"] = tuple(out_indices)
     if checkpoint is not None:
         ck = Path(checkpoint).expanduser()
         if not ck.is_file():
             raise FileNotFoundError(f"{ck}: checkpoint file not found (expected a .safetensors or .pth state dict "
                                     f"for timm model {name!r})")
-        model = _seeded_model(name, seed, num_classes=0)
+        if features_only:
+            return create_features_model(name, ck, **{k: v for k, v in kwargs.items() if k != "features_only"}).eval()
+        model = _seeded_model(name, seed, **kwargs)
         load_checkpoint_strict(model, ck, model_name=name, allowed_prefixes=classifier_prefixes(model))
     elif pretrained:
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
+            model = timm.create_model(name, pretrained=True, **kwargs)
         except Exception as e:
             raise PretrainedWeightsUnavailable(_offline_help(name, e)) from e
     else:
-        model = _seeded_model(name, seed, num_classes=0)
+        model = _seeded_model(name, seed, **kwargs)
     return model.eval()
 
 

@@ -7,9 +7,27 @@ small and validated in one place means every reader gets the same checks for fre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
+
+
+def multi_hot(labels: np.ndarray, num_classes: Optional[int] = None) -> np.ndarray:
+    """Boolean ``[n, C]`` membership from class indices ``[n]`` or a multi-hot ``[n, C]`` matrix.
+
+    >>> multi_hot(np.array([0, 2]), 3).astype(int).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels > 0
+    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"labels must be integer class indices [n] or multi-hot [n, C], got shape {labels.shape} "
+                         f"dtype {labels.dtype}")
+    c = int(num_classes if num_classes is not None else (labels.max() + 1 if labels.size else 0))
+    out = np.zeros((labels.shape[0], c), dtype=bool)
+    out[np.arange(labels.shape[0]), labels] = True
+    return out
 
 
 @dataclass
@@ -56,9 +74,7 @@ class DatasetArrays:
         """Labels as ``float32 [n, C]`` multi-hot."""
         if self.labels.ndim == 2:
             return self.labels.astype(np.float32, copy=False)
-        out = np.zeros((self.num_items, self.num_classes), dtype=np.float32)
-        out[np.arange(self.num_items), self.labels] = 1.0
-        return out
+        return multi_hot(self.labels, self.num_classes).astype(np.float32)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending entry if the arrays are inconsistent."""

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lightning_hash.contract import ContiguousShardSampler, RetrievalTask, collate_batch, distributed_context
+from lightning_hash.stats import standardization
 
 from . import protocols as _protocols
 from .arrays import DatasetArrays
@@ -312,10 +313,8 @@ class RetrievalDataModule(pl.LightningDataModule):
         if self.standardize:
             for m, a in self._features.items():
                 if np.issubdtype(a.dtype, np.floating) and a.ndim == 2:
-                    rows = a[split.train].astype(np.float64)
-                    std = rows.std(axis=0)
-                    std[std < 1e-12] = 1.0
-                    self._standardize[m] = (rows.mean(axis=0).astype(np.float32), std.astype(np.float32))
+                    mean, std = standardization(a[split.train])
+                    self._standardize[m] = (mean.astype(np.float32), std.astype(np.float32))
         tasks = self._tasks_arg if self._tasks_arg is not None else self.default_tasks(self.modalities)
         if self.class_queries is not None:
             if self.class_queries not in self.class_semantics:

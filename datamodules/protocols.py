@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .arrays import multi_hot  # noqa: F401 (the data layer's one multi-hot conversion)
 from .split import Split
 
 RowSpec = Union[None, str, Sequence[int], np.ndarray]
@@ -60,24 +61,6 @@ def _shuffled(rng: np.random.RandomState, rows: np.ndarray) -> np.ndarray:
 
 def _sorted(rows: Sequence[int]) -> np.ndarray:
     return np.sort(np.asarray(rows, dtype=np.int64))
-
-
-def multi_hot(labels: np.ndarray, num_classes: Optional[int] = None) -> np.ndarray:
-    """Boolean ``[n, C]`` membership from class indices ``[n]`` or a multi-hot ``[n, C]`` matrix.
-
-    >>> multi_hot(np.array([0, 2]), 3).astype(int).tolist()
-    [[1, 0, 0], [0, 0, 1]]
-    """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        return labels > 0
-    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-        raise ValueError(f"labels must be integer class indices [n] or multi-hot [n, C], got shape {labels.shape} "
-                         f"dtype {labels.dtype}")
-    c = int(num_classes if num_classes is not None else (labels.max() + 1 if labels.size else 0))
-    out = np.zeros((labels.shape[0], c), dtype=bool)
-    out[np.arange(labels.shape[0]), labels] = True
-    return out
 
 
 def single_label(labels: np.ndarray, protocol: str) -> np.ndarray:

@@ -47,7 +47,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .arrays import DatasetArrays
+from lightning_hash.stats import standardization
+
+from .arrays import DatasetArrays, multi_hot
 from .base import RetrievalDataModule, RetrievalTask, Split, distributed_context
 from .readers.sketch import SketchImageArrays, read_sketch_features
 
@@ -174,9 +176,8 @@ def sketch_split(image_labels: np.ndarray, sketch_labels: np.ndarray, class_name
 
 # ============================================================================================== datasets
 def _multi_hot(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    out = torch.zeros(len(labels), num_classes)
-    out[torch.arange(len(labels)), torch.as_tensor(labels)] = 1.0
-    return out
+    """Float multi-hot batch labels (:func:`datamodules.arrays.multi_hot`)."""
+    return torch.from_numpy(multi_hot(np.asarray(labels), num_classes).astype(np.float32))
 
 
 class _Pools:
@@ -446,10 +447,8 @@ class SketchDataModule(RetrievalDataModule):
         if self.standardize:
             for kind, src, rows in (("image", pools.image, split.train[split.train < n_im]),
                                     ("sketch", pools.sketch, split.train[split.train >= n_im] - n_im)):
-                x = src[rows].astype(np.float64)
-                s = x.std(axis=0)
-                s[s < 1e-12] = 1.0
-                std[kind] = (x.mean(axis=0).astype(np.float32), s.astype(np.float32))
+                mean, s = standardization(src[rows])
+                std[kind] = (mean.astype(np.float32), s.astype(np.float32))
         self._pools = _Pools(pools, std)
         self.tasks = [RetrievalTask("sketch", "image")]
         self.train_dataset = PairedSketchDataset(self._pools, split.train, self.seed)

@@ -92,6 +92,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_hash.methods._registry import register
+from lightning_hash.classic import pca
+from lightning_hash.stats import standardization
 from lightning_hash.module import HashingModule
 
 #: ablation name -> the terms it removes (thesis Table 3.4)
@@ -127,8 +129,9 @@ def _l2_normalize_np(x: np.ndarray) -> np.ndarray:
 def pca_fit(x: np.ndarray, dim: int) -> Tuple[np.ndarray, np.ndarray, float]:
     """PCA of the rows of ``x``: ``(mean [d], components [d, dim], explained variance ratio)``.
 
-    Components are the top eigenvectors of the covariance (float64), each with its largest-magnitude entry
-    positive (sklearn's sign convention), so the result is deterministic.
+    The library's PCA (:func:`lightning_hash.classic.pca`: top eigenvectors of the covariance in float64, each
+    with its largest-magnitude entry positive, so the result is deterministic) plus the share of the total
+    variance the components keep.
 
     >>> x = np.array([[0., 0.], [2., 0.], [0., 1.], [2., 1.]])
     >>> mean, comp, ratio = pca_fit(x, 1)
@@ -141,16 +144,9 @@ def pca_fit(x: np.ndarray, dim: int) -> Tuple[np.ndarray, np.ndarray, float]:
     n, d = x.shape
     if not 1 <= int(dim) <= min(d, n - 1):
         raise ValueError(f"pca_fit: dim must lie in [1, min(d, n - 1)] = [1, {min(d, n - 1)}], got {dim}")
-    mean = x.mean(axis=0)
-    xc = x - mean
-    cov = xc.T @ xc / (n - 1)
-    vals, vecs = np.linalg.eigh(cov)
-    order = np.argsort(vals)[::-1][:int(dim)]
-    comp = vecs[:, order]
-    signs = np.sign(comp[np.argmax(np.abs(comp), axis=0), np.arange(comp.shape[1])])
-    comp = comp * np.where(signs == 0, 1.0, signs)
-    total = float(np.clip(vals, 0, None).sum())
-    ratio = float(np.clip(vals[order], 0, None).sum() / total) if total > 0 else 1.0
+    mean, comp, variances = pca(x, int(dim))
+    total = float(((x - mean) ** 2).sum() / n)   # the covariance's trace: the sum of all its eigenvalues
+    ratio = float(variances.sum() / total) if total > 0 else 1.0
     return mean, comp, ratio
 
 
@@ -533,10 +529,9 @@ class DVB(HashingModule):
                              f"the PCA; the training split holds {x.shape[0]}")
         dev = self.centres.device
         if hp.standardize_input:
-            std = x.std(axis=0)
-            self.input_mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=self.input_mean.dtype, device=dev))
-            self.input_std.copy_(torch.as_tensor(np.where(std > 1e-8, std, 1.0), dtype=self.input_std.dtype,
-                                                 device=dev))
+            mean, std = standardization(x)
+            self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype, device=dev))
+            self.input_std.copy_(torch.as_tensor(std, dtype=self.input_std.dtype, device=dev))
         if not self.needs_centres:
             self.prepared.fill_(True)
             self.centre_info = {"n_items": float(x.shape[0])}

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""A benchmark is data: "run this grid, print this table", through the one runner.
+
+    python experiments/bench.py experiments/grids/classic_wiki.yaml [--seeds 0 1 2] [--output DIR] [--reuse]
+
+A grid file (YAML) holds:
+
+* ``description``: what the table measures (printed above it);
+* ``runs``: ``run.py`` flags (``{flag: value or [values]}``, the ``--sweep`` layout; ``set: {key: value}`` for
+  ``--set``); every list is an axis of the grid and each point is one ordinary ``run.py`` run
+  (:func:`lightning_hash.experiment.main`: split recorded, checkpoint chosen on validation queries,
+  ``results.json``), in ``<output>/<method>/<data>/<bits>bits/seed<seed>``;
+* ``table``: ``metrics`` (metric names as in ``results.json``) and optionally ``tasks``;
+* ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours.
+
+The table is :func:`compare.markdown` over the runs' ``results.json`` (mean ± std over seeds). ``--reuse`` reads
+the finished runs already in ``--output`` instead of refusing them (a run folder is never overwritten).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+
+GRID_KEYS = {"description", "runs", "table", "paper"}
+
+
+def read_grid(path: str) -> Dict[str, Any]:
+    """The grid file, checked: known top-level keys, a ``runs`` mapping with ``method``, ``table.metrics``."""
+    from lightning_hash.experiment import load_yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"grid file not found: {p}")
+    grid = load_yaml(p.read_text()) or {}
+    if not isinstance(grid, dict):
+        raise ValueError(f"{p}: a grid file is a mapping with keys {sorted(GRID_KEYS)}")
+    unknown = set(grid) - GRID_KEYS
+    if unknown:
+        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; a grid file has {sorted(GRID_KEYS)}")
+    runs, table = grid.get("runs"), grid.get("table")
+    if not isinstance(runs, dict) or "method" not in runs:
+        raise ValueError(f"{p}: 'runs' must be a mapping of run.py flags with at least 'method'")
+    if not isinstance(table, dict) or not table.get("metrics"):
+        raise ValueError(f"{p}: 'table' must name the 'metrics' to print")
+    for reserved in ("output", "resume", "sweep", "overwrite"):
+        if reserved in runs:
+            raise ValueError(f"{p}: runs.{reserved} is set by bench.py (use --output / --reuse)")
+    return grid
+
+
+def grid_points(runs: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every combination of the list-valued flags (``set`` values are never axes)."""
+    axes = [k for k, v in runs.items() if isinstance(v, list) and k != "set"]
+    points = []
+    for values in itertools.product(*(runs[k] for k in axes)):
+        point = dict(runs)
+        point.update(zip(axes, values))
+        points.append(point)
+    return points
+
+
+def point_argv(point: Dict[str, Any]) -> List[str]:
+    """``run.py`` flags of one grid point (the ``--sweep`` conventions: ``true`` is a bare flag)."""
+    import json
+
+    argv: List[str] = []
+    for key, value in point.items():
+        if key == "set":
+            argv += [a for k, v in (value or {}).items() for a in ("--set", f"{k}={json.dumps(v)}")]
+            continue
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] = None, reuse: bool = False,
+             callbacks: Sequence = ()) -> List[Path]:
+    """Run every point (or reuse its finished run); the run folders, in grid order."""
+    from lightning_hash.experiment import build_parser, default_output, main, resolve_config
+
+    runs = dict(grid["runs"])
+    if seeds is not None:
+        runs["seed"] = list(seeds)
+    folders = []
+    for point in grid_points(runs):
+        argv = point_argv(point)
+        args = build_parser().parse_args(argv)
+        args.method, args.bits, args.seed = args.method[0], (args.bits or [None])[0], args.seed[0]
+        folder = default_output(resolve_config(args), str(output))
+        if reuse and (folder / "results.json").is_file():
+            print(f"[bench] reusing {folder}", flush=True)
+        else:
+            main(argv + ["--output", str(folder)], callbacks=callbacks)
+        folders.append(folder)
+    return folders
+
+
+def table(grid: Dict[str, Any], folders: Sequence[Path]) -> str:
+    import compare
+
+    from lightning_hash.experiment import PAPER_FIGURES
+
+    records = compare.collect([str(f / "results.json") for f in folders])
+    paper = compare.read_paper(str(PAPER_FIGURES)) if grid.get("paper") else None
+    rows = compare.summarize(records, metrics=list(grid["table"]["metrics"]), paper=paper)
+    tasks = grid["table"].get("tasks")
+    if tasks:
+        rows = [r for r in rows if r["task"] in tasks]
+    return compare.markdown(rows)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("grid", help="grid file (YAML), e.g. experiments/grids/classic_wiki.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the grid's seeds")
+    p.add_argument("--output", default=None, help="root of the run folders (default runs/bench/<grid name>)")
+    p.add_argument("--reuse", action="store_true", help="read finished runs already in --output")
+    args = p.parse_args(argv)
+    grid = read_grid(args.grid)
+    output = Path(args.output or Path("runs") / "bench" / Path(args.grid).stem)
+    folders = run_grid(grid, output, args.seeds, args.reuse)
+    text = (grid.get("description") or "").strip() + "\n\n" + table(grid, folders)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

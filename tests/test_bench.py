@@ -1,0 +1,64 @@
+"""experiments/bench.py: a benchmark is a grid file run through the one runner, and a table over its runs."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import bench  # noqa: E402
+
+GRID = """
+description: ITQ and LSH on the embedded digits, image->image.
+runs:
+  method: [itq, lsh]
+  bits: [8]
+  seed: [0, 1]
+  logger: none
+  no-progress-bar: true
+  set: {method.eval_map_at: [10]}
+table:
+  metrics: [mAP@all, mAP@10]
+"""
+
+
+def test_grid_runs_through_run_py_and_prints_the_table(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    grid = bench.read_grid(str(path))
+    points = bench.grid_points(grid["runs"])
+    assert [(p["method"], p["seed"]) for p in points] == [("itq", 0), ("itq", 1), ("lsh", 0), ("lsh", 1)]
+    assert bench.point_argv(points[0])[:2] == ["--method", "itq"] and "--no-progress-bar" in bench.point_argv(points[0])
+    folders = bench.run_grid(grid, tmp_path / "runs")
+    assert [f.relative_to(tmp_path / "runs").as_posix() for f in folders] == [
+        "itq/digits/8bits/seed0", "itq/digits/8bits/seed1", "lsh/digits/8bits/seed0", "lsh/digits/8bits/seed1"]
+    assert all((f / "results.json").is_file() and (f / "split.json").is_file() for f in folders)
+    text = bench.table(grid, folders)
+    assert "**digits, test mAP@all**" in text and "**digits, test mAP@10**" in text
+    assert "| itq | 8 | 2 |" in text and "| lsh | 8 | 2 |" in text
+    # a second run of the grid never overwrites: refused, unless the finished runs are reused
+    with pytest.raises(ValueError, match="already holds a run"):
+        bench.run_grid(grid, tmp_path / "runs")
+    assert bench.run_grid(grid, tmp_path / "runs", reuse=True) == folders
+
+
+@pytest.mark.parametrize("content, message", [
+    ("runs: {method: itq}\n", "'table' must name the 'metrics'"),
+    ("table: {metrics: [mAP@all]}\n", "'runs' must be a mapping"),
+    ("runs: {method: itq, output: x}\ntable: {metrics: [mAP@all]}\n", "runs.output is set by bench.py"),
+    ("runz: {}\n", "unknown keys \\['runz'\\]"),
+])
+def test_bad_grid_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "g.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        bench.read_grid(str(path))
+
+
+def test_shipped_grids_are_valid():
+    grids = sorted((ROOT / "experiments" / "grids").glob("*.yaml"))
+    assert grids
+    for path in grids:
+        grid = bench.read_grid(str(path))
+        assert bench.grid_points(grid["runs"])

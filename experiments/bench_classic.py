@@ -29,12 +29,8 @@ from typing import Dict, List, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: Shen's thesis, Table 3.2 (CIFAR-10, 512-d GIST): mAP and Precision@5000 at 16/32/64 bits.
-THESIS_TABLE_3_2 = {
-    "itq": {"mAP@all": (0.153, 0.163, 0.169), "P@5000": (0.177, 0.188, 0.198)},
-    "sh": {"mAP@all": (0.127, 0.125, 0.125), "P@5000": (0.144, 0.143, 0.143)},
-    "lsh": {"mAP@all": (0.129, 0.138, 0.149), "P@5000": (0.144, 0.143, 0.169)},
-}
+#: published figures: lightning_hash/paper_figures.yaml (Shen's thesis, Table 3.2), data name "cifar10_gist"
+PAPER_DATA = "cifar10_gist"
 CIFAR_METHODS, CIFAR_BITS = ("lsh", "sh", "itq"), (16, 32, 64)
 NAMES = {"lsh": "LSH", "sh": "SH", "itq": "ITQ", "cca_itq": "CCA-ITQ", "cvh": "CVH", "cmfh": "CMFH"}
 
@@ -76,7 +72,8 @@ def bench_cifar10(seeds: Sequence[int], out: Path, threads: int) -> Dict:
 
 
 def cifar10_table(res: Dict, n_seeds: int) -> str:
-    fig = res["figures"]
+    from lightning_hash.experiment import paper_figures
+    fig, paper = res["figures"], paper_figures()
     head = ("| method | " + " | ".join(f"mAP {b}" for b in CIFAR_BITS) + " | "
             + " | ".join(f"P@5000 {b}" for b in CIFAR_BITS) + " |")
     lines = [head, "|" + "---|" * (1 + 2 * len(CIFAR_BITS))]
@@ -84,8 +81,8 @@ def cifar10_table(res: Dict, n_seeds: int) -> str:
         cells = []
         for metric in ("mAP@all", "P@5000"):
             for i, bits in enumerate(CIFAR_BITS):
-                pub = THESIS_TABLE_3_2[method][metric][i]
-                cells.append(f"{_cell(fig[method][bits][metric])} ({pub:.3f})")
+                pub = paper.get((method, PAPER_DATA, metric, "image->image", bits))
+                cells.append(_cell(fig[method][bits][metric]) + ("" if pub is None else f" ({pub:.3f})"))
         lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
     note = (f"CIFAR-10 GIST-512, 1,000 queries / 59,000 database; ours ({_seeds_note(n_seeds)}) "
             "and, in brackets, thesis Table 3.2.")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning_hash.experiment import main as run  # noqa: E402
+from lightning_hash.experiment import main as run, paper_figures  # noqa: E402
 
-PAPER_MAP50 = {"image->text": {16: .388, 32: .403, 64: .412, 128: .421},
-               "text->image": {16: .611, 32: .635, 64: .646, 128: .658}}
+#: DJSRH's Table 1 (mAP@50), from lightning_hash/paper_figures.yaml
+PAPER = paper_figures()
 
 
 def main() -> None:
@@ -45,7 +45,8 @@ def main() -> None:
     for method, bits, m, secs in rows:
         def cell(task, metric):
             return f"{m[f'test/{metric}/{task}']:.3f}"
-        paper = (lambda t: f" ({PAPER_MAP50[t][bits]:.3f})" if method == "djsrh" and bits in PAPER_MAP50[t] else "")
+        paper = (lambda t: f" ({PAPER[(method, 'wiki', 'mAP@50', t, bits)]:.3f})"
+                 if (method, "wiki", "mAP@50", t, bits) in PAPER else "")
         print(f"| {method} | {bits} | {cell('image->text', 'mAP@50')}{paper('image->text')} | "
               f"{cell('image->text', 'mAP@all')} | {cell('text->image', 'mAP@50')}{paper('text->image')} | "
               f"{cell('text->image', 'mAP@all')} | {secs:.0f} |")

@@ -37,11 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from bench_classic import THESIS_TABLE_3_2 as CLASSIC_TABLE_3_2  # noqa: E402
+from lightning_hash.experiment import paper_figures  # noqa: E402
 
-#: Shen's thesis, Table 3.2 (CIFAR-10, 512-d GIST): the baselines' rows live in bench_classic.py; DVB's row here.
-THESIS_TABLE_3_2 = {**CLASSIC_TABLE_3_2,
-                    "dvb": {"mAP@all": (0.165, 0.167, 0.175), "P@5000": (0.191, 0.194, 0.207)}}
+#: Shen's thesis, Table 3.2 (CIFAR-10, 512-d GIST), from lightning_hash/paper_figures.yaml
+PAPER = paper_figures()
 TABLE_BITS = (16, 32, 64)
 #: DVB settings for CIFAR-10 GIST-512 on top of lightning_hash/configs/dvb.yaml, chosen on the validation queries at
 #: 32 bits (docs/dvb.md): with lr 1e-3 the validation mAP falls after the first epoch; 1e-5 peaks at epoch 3-4
@@ -135,9 +134,10 @@ def main(argv=None) -> Dict:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         pub = "-"
-        if r["part"] == "cifar10" and r["method"] in THESIS_TABLE_3_2 and r["bits"] in TABLE_BITS:
-            i = TABLE_BITS.index(r["bits"])
-            pub = f"{THESIS_TABLE_3_2[r['method']]['mAP@all'][i]:.3f} / {THESIS_TABLE_3_2[r['method']]['P@5000'][i]:.3f}"
+        key = (r["method"], "cifar10_gist")
+        if r["part"] == "cifar10" and (*key, "mAP@all", "image->image", r["bits"]) in PAPER:
+            pub = (f"{PAPER[(*key, 'mAP@all', 'image->image', r['bits'])]:.3f} / "
+                   f"{PAPER[(*key, 'P@5000', 'image->image', r['bits'])]:.3f}")
         print(f"| {r['part']} | {NAMES.get(r['method'], r['method'])} | {r['bits']} | {fmt(r['mAP'])} | "
               f"{fmt(r['P5000'])} | {fmt(r['P_r2'])} | {pub} | {r['seconds']:.0f} |")
     return {"rows": rows}

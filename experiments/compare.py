@@ -108,19 +108,11 @@ def collect(inputs: Iterable[str]) -> List[Dict[str, Any]]:
 
 
 def read_paper(path: Optional[str]) -> Dict[tuple, float]:
-    """``{(method, data, metric, task, bits): value}`` from a paper-figures YAML file."""
+    """``{(method, data, metric, task, bits): value}`` from a paper-figures YAML file (none without a path)."""
     if not path:
         return {}
-    from lightning_hash.experiment import load_yaml
-    content = load_yaml(Path(path).read_text()) or {}
-    out = {}
-    for method, per_data in (content.get("figures") or {}).items():
-        for data, per_metric in per_data.items():
-            for metric, per_task in per_metric.items():
-                for task, per_bits in per_task.items():
-                    for bits, value in per_bits.items():
-                        out[(method, data, metric, task, int(bits))] = float(value)
-    return out
+    from lightning_hash.experiment import paper_figures
+    return paper_figures(Path(path))
 
 
 # ---------------------------------------------------------------------------------------------- summary

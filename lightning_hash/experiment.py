@@ -36,8 +36,25 @@ import yaml
 
 #: Where the per-method configs live: package data (``lightning_hash/configs``), so an installed wheel has them.
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-#: The papers' reported figures (``experiments/compare.py --paper``), package data too.
+#: The papers' reported figures (``experiments/compare.py --paper``, the benchmarks), package data too.
 PAPER_FIGURES = Path(__file__).resolve().parent / "paper_figures.yaml"
+
+
+def paper_figures(path: Optional[Path] = None) -> Dict[tuple, float]:
+    """``{(method, data, metric, task, bits): value}`` from the one file of published figures
+    (:data:`PAPER_FIGURES`, or ``path`` in the same layout)."""
+    path = Path(path) if path is not None else PAPER_FIGURES
+    if not path.is_file():
+        raise FileNotFoundError(f"paper figures file not found: {path}")
+    content = load_yaml(path.read_text()) or {}
+    out: Dict[tuple, float] = {}
+    for method, per_data in (content.get("figures") or {}).items():
+        for data, per_metric in per_data.items():
+            for metric, per_task in per_metric.items():
+                for task, per_bits in per_task.items():
+                    for bits, value in per_bits.items():
+                        out[(method, data, metric, task, int(bits))] = float(value)
+    return out
 
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.yaml"

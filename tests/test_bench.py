@@ -62,3 +62,14 @@ def test_shipped_grids_are_valid():
     for path in grids:
         grid = bench.read_grid(str(path))
         assert bench.grid_points(grid["runs"])
+
+
+def test_the_one_file_of_paper_figures():
+    from lightning_hash.experiment import paper_figures
+    figures = paper_figures()
+    assert figures[("djsrh", "wiki", "mAP@50", "text->image", 128)] == 0.658        # DJSRH Table 1
+    assert figures[("itq", "cifar10_gist", "mAP@all", "image->image", 16)] == 0.153  # thesis Table 3.2
+    assert figures[("dvb", "cifar10_gist", "P@5000", "image->image", 64)] == 0.207
+    for script in ("bench_classic.py", "bench_dvb.py", "bench_djsrh_wiki.py"):   # no copies kept in scripts
+        text = (ROOT / "experiments" / script).read_text()
+        assert "0.153" not in text and ".611" not in text and "0.165" not in text, script

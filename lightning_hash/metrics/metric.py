@@ -181,41 +181,39 @@ class HammingMAP(_HammingRetrievalMetric):
                                         empty_queries=self.empty_queries, top_k_mode=self.top_k_mode)
 
 
-class HammingPrecisionAtK(_HammingRetrievalMetric):
+class _AtK(_HammingRetrievalMetric):
+    """A figure of the first ``k`` ranked items (P@k, R@k): the shared arguments and checks."""
+
+    def __init__(self, k: int, tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
+        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
+        self.k = C._check_positive_int("k", k)
+        self.tie_break, self.empty_queries = tie_break, empty_queries
+
+    def _at_k(self, fn) -> Tensor:
+        return fn(*self._inputs(), k=self.k, tie_break=self.tie_break, empty_queries=self.empty_queries)
+
+
+class HammingPrecisionAtK(_AtK):
     """Mean precision of the top-``k`` ranked items; see :func:`functional.precision_at_k`.
 
     ``compute()`` returns a float64 scalar tensor.
     """
 
-    def __init__(self, k: int, tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero",
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
-        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
-        self.k = C._check_positive_int("k", k)
-        self.tie_break, self.empty_queries = tie_break, empty_queries
-
     def compute(self) -> Tensor:
-        return F.precision_at_k(*self._inputs(), k=self.k, tie_break=self.tie_break,
-                                empty_queries=self.empty_queries)
+        return self._at_k(F.precision_at_k)
 
 
-class HammingRecallAtK(_HammingRetrievalMetric):
+class HammingRecallAtK(_AtK):
     """Mean recall of the top-``k`` ranked items; see :func:`functional.recall_at_k`.
 
     ``compute()`` returns a float64 scalar tensor.
     """
 
-    def __init__(self, k: int, tie_break: str = F.DEFAULT_TIE_BREAK, empty_queries: str = "zero",
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        C._check_choice("tie_break", tie_break, C._TIE_BREAKS)
-        C._check_choice("empty_queries", empty_queries, C._EMPTY_QUERIES)
-        self.k = C._check_positive_int("k", k)
-        self.tie_break, self.empty_queries = tie_break, empty_queries
-
     def compute(self) -> Tensor:
-        return F.recall_at_k(*self._inputs(), k=self.k, tie_break=self.tie_break, empty_queries=self.empty_queries)
+        return self._at_k(F.recall_at_k)
 
 
 class HammingRadiusPrecisionRecall(_HammingRetrievalMetric):

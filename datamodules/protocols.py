@@ -413,7 +413,13 @@ def zero_shot_split(labels: np.ndarray, *, class_names: Sequence[str],
         if isinstance(n_unseen, bool) or not isinstance(n_unseen, numbers.Integral) or not 0 < n_unseen < num_classes:
             raise ValueError(f"protocol '{protocol}': n_unseen must be an integer in [1, {num_classes - 1}], "
                              f"got {n_unseen!r}")
-        unseen = class_rng.permutation(num_classes)[:int(n_unseen)]
+        # drawn among the classes that have items (a class of the names without any item cannot be tested);
+        # with every class populated this is the same draw as a permutation of all classes
+        populated = np.flatnonzero(counts > 0)
+        if int(n_unseen) >= populated.size:
+            raise ValueError(f"protocol '{protocol}': n_unseen={n_unseen} but only {populated.size} of the "
+                             f"{num_classes} classes have items; lower n_unseen")
+        unseen = class_rng.permutation(populated)[:int(n_unseen)]
     else:
         unseen = np.unique(lab[_rows(unseen_from, fixed_splits, n, "unseen_from", protocol)])
     unseen = np.sort(unseen.astype(np.int64))

@@ -517,6 +517,32 @@ def cli() -> None:
     main()
 
 
+def check_evaluation_sizes(model, dm) -> None:
+    """Refuse evaluation sets that cannot support the figures asked for, before training: a rank cut-off K
+    (``mAP@K``, ``P@K``, ``R@K``) larger than a task's database, or a validation or test query set without
+    items. Such a figure would print (P@100 over 90 items divides by 100) but measure nothing."""
+    ks = {"method.eval_map_at": getattr(model, "eval_map_at", []),
+          "method.eval_precision_at": getattr(model, "eval_precision_at", []),
+          "method.eval_recall_at": getattr(model, "eval_recall_at", [])}
+    for stage in ("val", "test"):
+        sets = dm.eval_set_names(stage)
+        if not sets:
+            continue
+        for task in dm.tasks:
+            n_query = len(dm.eval_rows(stage, task.query_set))
+            n_db = len(dm.eval_rows(stage, task.database_set))
+            if n_query == 0:
+                raise ValueError(f"the {stage} queries of task {task.name} ('{task.query_set}') are empty; change "
+                                 "the split sizes (data.n_query, data.n_val, ...)")
+            for key, values in ks.items():
+                too_big = [k for k in values if k > n_db]
+                if too_big:
+                    raise ValueError(
+                        f"the {stage} database of task {task.name} holds {n_db} items, fewer than the rank cut-off "
+                        f"{max(too_big)} of {key}={list(values)}: the figure would not measure a ranking. Lower it "
+                        f"(e.g. --set {key}=[{max(1, n_db // 2)}]) or enlarge the database (the split sizes)")
+
+
 def check_resume_flags(args: argparse.Namespace, cfg: Dict[str, Any], output: Path) -> None:
     """A resume continues the saved run: refuse every given flag that contradicts its ``config.yaml``."""
     given = getattr(args, "explicit", set())
@@ -627,6 +653,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
     dm = build_datamodule(cfg, output)
     model = build_method(cfg, dm)
     model.check_tasks(dm.tasks)   # e.g. a single-modal method on a cross-modal task: refused before training
+    check_evaluation_sizes(model, dm)
     logger = build_logger(args, cfg, output, keep_log_rows)
     trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:

@@ -19,7 +19,7 @@ are concatenated across processes on ``compute()``, so every process logs the sa
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -137,11 +137,13 @@ class HashingModule(pl.LightningModule):
         return bool(connector.should_update_logs)
 
     # ------------------------------------------------------------------ evaluation
-    def _task_metrics(self, curves: bool = False) -> HammingRetrievalMetrics:
-        """One metric object per task: every figure from one copy of the codes and (tie-aware) one pass."""
+    def _task_metrics(self, curves: bool = False, database_size: Optional[int] = None) -> HammingRetrievalMetrics:
+        """One metric object per task: every figure from one copy of the codes and (tie-aware) one pass. The
+        P@K / R@K curve stops at the database size (a rank beyond it ranks nothing)."""
+        curve_at = [k for k in P_AT_K_CURVE if database_size is None or k <= database_size] if curves else []
         return HammingRetrievalMetrics(map_at=self.eval_map_at, precision_at=self.eval_precision_at,
                                        recall_at=self.eval_recall_at, radius=self.eval_radius, pr_curve=curves,
-                                       curve_at=P_AT_K_CURVE if curves else (), tie_break=self.tie_break)
+                                       curve_at=curve_at, tie_break=self.tie_break)
 
     def _start_eval(self, stage: str) -> None:
         dm = self.trainer.datamodule
@@ -156,7 +158,9 @@ class HashingModule(pl.LightningModule):
                     raise ValueError(f"task {task.name} needs evaluation set '{set_name}', but the datamodule serves "
                                      f"{self._eval_sets} for stage '{stage}'")
         self._metrics = nn.ModuleDict({
-            self._task_key(t): self._task_metrics(curves=(stage == "test")) for t in self._eval_tasks
+            self._task_key(t): self._task_metrics(curves=(stage == "test"),
+                                                  database_size=len(dm.eval_rows(stage, t.database_set)))
+            for t in self._eval_tasks
         }).to(self.device)
         self._code_parts: Dict[str, List[torch.Tensor]] = {}
         self._label_parts: Dict[str, List[torch.Tensor]] = {}

@@ -216,6 +216,7 @@ def test_tvdb_on_a_tiny_coco_layout(tmp_path):
         res = run_main(["--method", "tvdb", "--data", "coco", "--data-root", str(root), "--bits", "8",
                         "--max-epochs", "1", "--logger", "none", "--no-progress-bar", "--output", str(out),
                         "--batch-size", "8", "--set", "data.n_query=6", "--set", "data.n_train=14",
+                        "--set", "method.eval_map_at=[5]", "--set", "method.eval_precision_at=[5]",
                         "--set", "data.n_val_images=6", "--set", "data.n_val=4", "--set", "data.k=4",
                         "--set", "data.feature=pixels:2", "--set", f"data.region_cache={tmp_path / 'cache'}",
                         "--set", "method.lstm_hidden=8", "--set", "method.fc_hidden=8", "--set", "method.embed_dim=4",

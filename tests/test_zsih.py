@@ -235,6 +235,7 @@ def test_run_py_on_sketchy_files_in_the_official_layout(tmp_path):
         scipy.io.savemat(files[name], {"feat": rng.randn(len(lab), 10), "label": lab[:, None], "wv": W[lab - 1]})
     res = _run(tmp_path, "sk", "--data", "sketchy", "--max-epochs", "1", "--set", f"data.root={tmp_path}",
                "--set", "data.unseen=eccv18", "--set", "data.n_val=20", "--set", "method.fusion_width=8",
-               "--set", "method.gcn_hidden=16", "--set", "method.encoder_hidden=16")
-    assert "test/mAP@all/sketch->image" in res["metrics"] and "test/P@100/sketch->image" in res["metrics"]
+               "--set", "method.gcn_hidden=16", "--set", "method.encoder_hidden=16",
+               "--set", "method.eval_map_at=[10]", "--set", "method.eval_precision_at=[10]")
+    assert "test/mAP@all/sketch->image" in res["metrics"] and "test/P@10/sketch->image" in res["metrics"]
     assert res["config"]["data_name"] == "sketchy"

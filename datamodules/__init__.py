@@ -61,6 +61,9 @@ from .sketch import SketchyDataModule, TuberlinDataModule  # noqa: E402  (ZSIH's
 
 for _name, _cls in (("sketchy", SketchyDataModule), ("tuberlin", TuberlinDataModule)):
     register(_name)(_cls)
+from .dscmr import DscmrDataModule  # noqa: E402  (DSCMR split folders)
+
+register("dscmr")(DscmrDataModule)
 
 
 def available() -> List[str]:

@@ -12,6 +12,7 @@ module             reads
 ``images``         CIFAR-10 (JPEG folders, ``cifar10-jpeg.tar.gz``, python batches), MNIST IDX
 ``xlsa17``         zero-shot ``res101.mat`` + ``att_splits.mat``
 ``multiview``      CUB-10 and UCI handwritten (``X`` cell of views + ``Y``)
+``dscmr``          DSCMR split folders (``train_img.mat``, ``test_txt.mat``, ``*_img_lab.mat``, ...)
 ``bundle``         the generic ``.npz`` / ``.h5`` bundle for users' own data
 ``semantics``      class attributes (AwA) and class word vectors (Sketchy / TU-Berlin)
 ``features``       raw images -> timm backbone features, cached on disk
@@ -35,6 +36,7 @@ from .flickr import read_dcmh, read_mirflickr, read_nuswide
 from .images import (CIFAR10_CLASSES, read_cifar10, read_cifar10_batches, read_idx, read_image_folders,
                      read_image_tar, read_mnist)
 from .mat import cell_to_list, cellstr, is_v73, load_mat, mat_keys
+from .dscmr import DSCMR_LAYOUT, read_dscmr
 from .multiview import HANDWRITTEN_VIEWS, read_cub10, read_handwritten, read_multiview
 from .semantics import (AWA_UNSEEN_CLASSES, ClassSemantics, attach_semantics, normalize_class_name,
                         read_awa_attributes, read_sketch_word2vec, read_word_vectors)
@@ -48,7 +50,7 @@ from ._common import MissingKeyError
 __all__ = [
     "read_bundle", "write_bundle", "BUNDLE_LAYOUT",
     "PretrainedWeightsUnavailable", "create_backbone", "extract_features", "featurize",
-    "read_dcmh", "read_mirflickr", "read_nuswide",
+    "read_dcmh", "read_mirflickr", "read_nuswide", "DSCMR_LAYOUT", "read_dscmr",
     "CIFAR10_CLASSES", "read_cifar10", "read_cifar10_batches", "read_idx", "read_image_folders", "read_image_tar",
     "read_mnist",
     "cell_to_list", "cellstr", "is_v73", "load_mat", "mat_keys",

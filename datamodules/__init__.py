@@ -65,6 +65,11 @@ from .dscmr import DscmrDataModule  # noqa: E402  (DSCMR split folders)
 
 register("dscmr")(DscmrDataModule)
 
+from .seph import NrchDataModule, SephDataModule  # noqa: E402  (SePH/RoPH struct files, NRCH-style HDF5)
+
+for _name, _cls in (("seph", SephDataModule), ("nrch", NrchDataModule)):
+    register(_name)(_cls)
+
 
 def available() -> List[str]:
     """The registered DataModule names, sorted."""

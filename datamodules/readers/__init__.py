@@ -13,6 +13,8 @@ module             reads
 ``xlsa17``         zero-shot ``res101.mat`` + ``att_splits.mat``
 ``multiview``      CUB-10 and UCI handwritten (``X`` cell of views + ``Y``)
 ``dscmr``          DSCMR split folders (``train_img.mat``, ``test_txt.mat``, ``*_img_lab.mat``, ...)
+``seph``           SePH/RoPH struct ``.mat`` (``data.X1/X2/Y`` d x n, ``split.ind_train/ind_test`` 1-based)
+``nrch``           NRCH-style HDF5 (``Img/Tag/Lab`` x ``Train/Query/DataBase``)
 ``bundle``         the generic ``.npz`` / ``.h5`` bundle for users' own data
 ``semantics``      class attributes (AwA) and class word vectors (Sketchy / TU-Berlin)
 ``features``       raw images -> timm backbone features, cached on disk
@@ -37,6 +39,8 @@ from .images import (CIFAR10_CLASSES, read_cifar10, read_cifar10_batches, read_i
                      read_image_tar, read_mnist)
 from .mat import cell_to_list, cellstr, is_v73, load_mat, mat_keys
 from .dscmr import DSCMR_LAYOUT, read_dscmr
+from .nrch import NRCH_LAYOUT, read_nrch
+from .seph import SEPH_LAYOUT, read_seph
 from .multiview import HANDWRITTEN_VIEWS, read_cub10, read_handwritten, read_multiview
 from .semantics import (AWA_UNSEEN_CLASSES, ClassSemantics, attach_semantics, normalize_class_name,
                         read_awa_attributes, read_sketch_word2vec, read_word_vectors)
@@ -51,6 +55,7 @@ __all__ = [
     "read_bundle", "write_bundle", "BUNDLE_LAYOUT",
     "PretrainedWeightsUnavailable", "create_backbone", "extract_features", "featurize",
     "read_dcmh", "read_mirflickr", "read_nuswide", "DSCMR_LAYOUT", "read_dscmr",
+    "NRCH_LAYOUT", "read_nrch", "SEPH_LAYOUT", "read_seph",
     "CIFAR10_CLASSES", "read_cifar10", "read_cifar10_batches", "read_idx", "read_image_folders", "read_image_tar",
     "read_mnist",
     "cell_to_list", "cellstr", "is_v73", "load_mat", "mat_keys",

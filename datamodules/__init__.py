@@ -70,6 +70,10 @@ from .seph import NrchDataModule, SephDataModule  # noqa: E402  (SePH/RoPH struc
 for _name, _cls in (("seph", SephDataModule), ("nrch", NrchDataModule)):
     register(_name)(_cls)
 
+from .multiview import MultiviewDataModule  # noqa: E402  (generic multi-view .mat files)
+
+register("multiview")(MultiviewDataModule)
+
 
 def available() -> List[str]:
     """The registered DataModule names, sorted."""

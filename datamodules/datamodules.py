@@ -322,8 +322,11 @@ class Cub10DataModule(_ZeroShotMixin, _FileDataModule):
 class HandwrittenDataModule(_ZeroShotMixin, _FileDataModule):
     """UCI handwritten multiple features: 2,000 digits in 6 views; cross-view retrieval between two of them.
 
-    ``views``: the two (or more) view names to serve; default the first two views of the file. Single-view:
-    ``views=("<name>",)``.
+    ``views``: the two (or more) views to serve, by name or 0-based position; default the first two views of the
+    file. Single-view: ``views=("<name>",)``. ``view_names`` / ``class_names`` replace the UCI view names and the
+    digit names (the reader's defaults; any other multi-view file: the ``multiview`` DataModule). A split whose
+    queries outnumber the database (a file smaller than the default 200 queries allow) raises ``ValueError``
+    saying what to change.
     """
 
     name = "handwritten"
@@ -332,21 +335,33 @@ class HandwrittenDataModule(_ZeroShotMixin, _FileDataModule):
     default_zero_shot_args = {"n_unseen": 3, "n_query": 100, "database": "unseen"}
     layout = "handwritten.mat (X: 1x6 cell of views, Y: labels 0..9 or 1..10, detected)"
 
-    def __init__(self, root: Optional[PathLike] = None, views: Optional[Sequence[str]] = None,
+    def __init__(self, root: Optional[PathLike] = None, views: Optional[Sequence[Union[int, str]]] = None,
+                 view_names: Optional[Sequence[str]] = None, class_names: Optional[Sequence[str]] = None,
                  zero_shot: bool = False, **kwargs: Any) -> None:
         modalities = kwargs.pop("modalities", None)
         if views is not None and modalities is not None:
             raise ValueError("give views= or modalities=, not both")
         views = tuple(views) if views is not None else modalities
-        super().__init__(root=root, modalities=views, **self._zero_shot_kwargs(zero_shot, kwargs))
+        self.views = None if views is None else tuple(views)
+        self.view_names = None if view_names is None else list(view_names)
+        self.class_names_arg = None if class_names is None else list(class_names)
+        super().__init__(root=root, **self._zero_shot_kwargs(zero_shot, kwargs))
 
     def _read(self) -> DatasetArrays:
-        from .readers import read_handwritten
+        from .readers.multiview import read_handwritten, resolve_views
         root = self._root()
-        arrays = read_handwritten(root / "handwritten.mat" if root.is_dir() else root)
-        if self._modalities_arg is None:
-            self._modalities_arg = tuple(m for m in arrays.modalities if m != "semantic")[:2]
+        path = root / "handwritten.mat" if root.is_dir() else root
+        arrays = read_handwritten(path, view_names=self.view_names, class_names=self.class_names_arg)
+        names = [m for m in arrays.modalities if m != "semantic"]
+        self._modalities_arg = tuple(resolve_views(self.views, names, str(path)) if self.views is not None
+                                     else names[:2])
         return arrays
+
+    def make_split(self, arrays: DatasetArrays) -> Split:
+        from .sizing import check_split_sizes
+        split = super().make_split(arrays)
+        check_split_sizes(self.name, split, arrays)
+        return split
 
 
 class FlickrDataModule(_FileDataModule):
@@ -382,10 +397,39 @@ class FlickrDataModule(_FileDataModule):
 
 
 class MirflickrDataModule(FlickrDataModule):
-    name = "mirflickr"
+    """MIRFlickr-25K (see :class:`FlickrDataModule`), with the choice of the files read.
 
-    def __init__(self, root: Optional[PathLike] = None, **kwargs: Any) -> None:
+    ``features_file``: the image modality's file, e.g. ``mirflickr25k-iall-vgg.mat`` (the DCMH line's VGG
+    features, ``XAll`` n x 4096) or ``mirflickr25k-iall-vgg-rand.mat`` (the shuffled -rand set, whose
+    ``-lall-rand`` / ``-yall-rand`` files are then read); a bare name is looked up in ``root`` and its
+    sub-folders. ``features_key``: its variable (default: the first of ``XAll``, ``IAll``, ``images``, ``I_all``
+    it holds). ``labels_file`` / ``text_file``: the ``LAll`` / ``YAll`` files when they are not the standard
+    names. ``file_set``: ``"auto"``, ``"plain"`` or ``"rand"`` (see ``datamodules.readers.flickr``). Without
+    them the files found are read as before (``iall`` images, else the only features file).
+    """
+
+    name = "mirflickr"
+    layout = ("mirflickr25k-lall.mat, mirflickr25k-yall.mat and mirflickr25k-iall.mat (images) or "
+              "mirflickr25k-iall-vgg.mat / mirflickr25k-xall*.mat (XAll features), or the same names ending in "
+              "-rand.mat; or FLICKR-25K.mat")
+
+    def __init__(self, root: Optional[PathLike] = None, features_file: Optional[PathLike] = None,
+                 features_key: Optional[str] = None, labels_file: Optional[PathLike] = None,
+                 text_file: Optional[PathLike] = None, file_set: str = "auto", **kwargs: Any) -> None:
+        if file_set not in ("auto", "plain", "rand"):
+            raise ValueError(f"file_set must be 'auto', 'plain' or 'rand', got {file_set!r}")
+        if features_file is not None and kwargs.get("image") == "raw":
+            raise ValueError("image='raw' reads the raw IAll images, but features_file= names a features file; "
+                             "give one of them")
         super().__init__(root=root, dataset="mirflickr", **kwargs)
+        self.features_file, self.features_key = features_file, features_key
+        self.labels_file, self.text_file, self.file_set = labels_file, text_file, file_set
+
+    def _read(self) -> DatasetArrays:
+        from .readers import read_mirflickr
+        return read_mirflickr(self._root(), image=self.image, features_file=self.features_file,
+                              features_key=self.features_key, labels_file=self.labels_file,
+                              text_file=self.text_file, file_set=self.file_set)
 
 
 class NuswideDataModule(FlickrDataModule):

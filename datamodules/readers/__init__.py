@@ -11,7 +11,7 @@ module             reads
 ``wiki``           Wiki ``raw_features.mat`` + ``*_txt_img_cat.list`` + ``categories.list``
 ``images``         CIFAR-10 (JPEG folders, ``cifar10-jpeg.tar.gz``, python batches), MNIST IDX
 ``xlsa17``         zero-shot ``res101.mat`` + ``att_splits.mat``
-``multiview``      CUB-10 and UCI handwritten (``X`` cell of views + ``Y``)
+``multiview``      any ``X`` cell of views + ``Y`` file (generic), CUB-10, UCI handwritten
 ``dscmr``          DSCMR split folders (``train_img.mat``, ``test_txt.mat``, ``*_img_lab.mat``, ...)
 ``seph``           SePH/RoPH struct ``.mat`` (``data.X1/X2/Y`` d x n, ``split.ind_train/ind_test`` 1-based)
 ``nrch``           NRCH-style HDF5 (``Img/Tag/Lab`` x ``Train/Query/DataBase``)

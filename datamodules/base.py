@@ -38,6 +38,7 @@ from lightning_hash.stats import standardization
 
 from . import protocols as _protocols
 from .arrays import DatasetArrays
+from .content import check_content
 from .split import Split, data_fingerprint
 
 STAGES = ("val", "test")
@@ -157,6 +158,8 @@ class RetrievalDataModule(pl.LightningDataModule):
         ``"class_items"``: every item (queries and database of the stage) of the classes the ``"classes"`` set
         serves, i.e. on a zero-shot test the unseen-class images only (AgNet's TBIR database), even when the
         image->image database also holds seen items (``database="all"``, AgNet's IBIR protocol).
+    check_content: compare what the files hold with the published dataset the name stands for
+        (:mod:`datamodules.content`: item count, label width); ``False`` for one's own variant of a benchmark.
     **protocol_kwargs: shorthand for ``protocol_args`` entries (``n_query=500``), checked against the protocol.
 
     After ``setup()``: ``name``, ``modalities``, ``input_dims`` (int feature size for vectors, a shape tuple for
@@ -182,7 +185,8 @@ class RetrievalDataModule(pl.LightningDataModule):
                  modalities: Optional[Sequence[str]] = None, tasks: Optional[Sequence[Any]] = None,
                  drop_last: bool = False, pin_memory: bool = False, flatten_images: Optional[bool] = None,
                  standardize: bool = False, class_queries: Optional[str] = None,
-                 class_query_database: str = "database", **protocol_kwargs: Any) -> None:
+                 class_query_database: str = "database", check_content: bool = True,
+                 **protocol_kwargs: Any) -> None:
         super().__init__()
         for arg, value in (("batch_size", batch_size), ("num_workers", num_workers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if arg == "batch_size" else 0):
@@ -205,6 +209,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         if class_query_database not in ("database", "class_items"):
             raise ValueError(f"class_query_database must be 'database' or 'class_items', got {class_query_database!r}")
         self.class_query_database = class_query_database
+        self.check_content = bool(check_content)
         self._modalities_arg = None if modalities is None else tuple(modalities)
         self._tasks_arg = None if tasks is None else [RetrievalTask.parse(t) for t in tasks]
         self.protocol = protocol or self.default_protocol
@@ -256,6 +261,8 @@ class RetrievalDataModule(pl.LightningDataModule):
         if not isinstance(arrays, DatasetArrays):
             raise TypeError(f"{type(self).__name__}.load_arrays() must return a DatasetArrays, got {type(arrays)}")
         arrays.validate()
+        if self.check_content:   # a wrong --data name (or --data-root) is an error, not a mislabelled table
+            check_content(self.name, arrays)
         self.arrays = arrays
         available = [m for m in arrays.modalities if m != "semantic"]
         wanted = self._modalities_arg or self.default_modalities or tuple(available)

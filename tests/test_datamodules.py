@@ -492,13 +492,14 @@ def test_mirflickr_datamodule_on_small_files_in_the_dcmh_layout(tmp_path):
     savemat(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels})
     savemat(tmp_path / "mirflickr25k-yall.mat", {"YAll": (rng.rand(n, 50) < 0.1).astype(np.float64)})
     savemat(tmp_path / "mirflickr25k-xall.mat", {"XAll": rng.rand(n, 16)})
-    dm = setup_dm("mirflickr", root=tmp_path, n_query=480, n_train=1200, per_class_query=20, per_class_train=50)
+    dm = setup_dm("mirflickr", root=tmp_path, n_query=480, n_train=1200, per_class_query=20, per_class_train=50,
+                  check_content=False)
     assert dm.modalities == ("image", "text") and dm.input_dims == {"image": 16, "text": 50}
     assert len(dm.split.query) == 480 and len(dm.split.train) == 1200 and len(dm.split.database) == n - 480
     assert not set(dm.split.train.tolist()) & set(dm.split.query.tolist())
     batch = next(iter(dm.train_dataloader()))
     np.testing.assert_array_equal(batch["label"].numpy(), labels[batch["index"].numpy()])
-    dcmh = setup_dm("mirflickr", root=tmp_path, protocol="dcmh", n_query=300, n_train=1000)
+    dcmh = setup_dm("mirflickr", root=tmp_path, protocol="dcmh", n_query=300, n_train=1000, check_content=False)
     assert dcmh.split.protocol == "dcmh" and len(dcmh.split.train) == 1000
 
 
@@ -531,17 +532,20 @@ def test_cub10_and_handwritten_views(tmp_path):
     x = np.empty((1, 2), dtype=object)
     x[0, 0], x[0, 1] = rng.rand(100, 12), rng.rand(100, 7)
     savemat(tmp_path / "cub_googlenet_doc2vec_c10.mat", {"X": x, "Y": (np.arange(100) % 10 + 1)[:, None]})
-    cub = setup_dm("cub10", root=tmp_path, n_query=20)
+    cub = setup_dm("cub10", root=tmp_path, n_query=20, check_content=False)
     assert cub.input_dims == {"image": 12, "text": 7} and len(cub.split.query) == 20
     views = np.empty((1, 3), dtype=object)
     views[0, 0], views[0, 1], views[0, 2] = rng.rand(200, 240), rng.rand(200, 76), rng.rand(200, 6)
     savemat(tmp_path / "handwritten.mat", {"X": views, "Y": (np.arange(200) % 10)[:, None]})
     with pytest.raises(ValueError, match="nothing is left for the database"):
-        setup_dm("handwritten", root=tmp_path)                  # the default 200 queries take all 200 items
-    hw = setup_dm("handwritten", root=tmp_path, n_query=50)
+        setup_dm("handwritten", root=tmp_path, check_content=False)   # the default 200 queries take all 200
+    with pytest.raises(ValueError, match="handwritten: read 200 items x 10 classes .* is 2,000 items x 10 classes"):
+        setup_dm("handwritten", root=tmp_path, n_query=50)        # not the published 2,000 digits
+    hw = setup_dm("handwritten", root=tmp_path, n_query=50, check_content=False)
     assert hw.modalities == ("pixel", "fourier")
     assert [t.name for t in hw.tasks] == ["pixel->fourier", "fourier->pixel"]
-    other = setup_dm("handwritten", root=tmp_path, views=("fourier", "morphological"), n_query=50)
+    other = setup_dm("handwritten", root=tmp_path, views=("fourier", "morphological"), n_query=50,
+                     check_content=False)
     assert other.input_dims == {"fourier": 76, "morphological": 6}
 
 

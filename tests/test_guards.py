@@ -51,3 +51,48 @@ def test_zero_shot_classes_without_items_are_refused_and_draws_are_unchanged():
         want = np.sort(protocols._rng(seed, protocols.STREAM_CLASSES).permutation(5)[:2])
         split = zero_shot_split(full, class_names=list("abcde"), n_unseen=2, n_query=4, seed=seed)
         assert split.unseen_classes.tolist() == want.tolist()
+
+
+def test_a_wrong_dataset_name_is_an_error_and_check_content_false_accepts_a_variant(tmp_path):
+    """--data nuswide on a MIRFlickr folder (the readers share the DCMH layout) stops, naming what was read."""
+    from scipy.io import savemat
+
+    import datamodules
+
+    rng = np.random.RandomState(0)
+    n = 300
+    labels = (rng.rand(n, 24) < 0.2).astype(np.float64)
+    labels[np.arange(n), rng.randint(0, 24, n)] = 1
+    savemat(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels})
+    savemat(tmp_path / "mirflickr25k-yall.mat", {"YAll": (rng.rand(n, 30) < 0.2).astype(np.float64)})
+    savemat(tmp_path / "mirflickr25k-xall.mat", {"XAll": rng.rand(n, 8)})
+    for name in ("nuswide", "mirflickr"):
+        try:
+            dm = datamodules.create(name, root=tmp_path, n_query=30, n_train=100, per_class_query=1, per_class_train=4)
+        except FileNotFoundError:   # the NUS-WIDE reader may look for its own file names only
+            continue
+        with pytest.raises(ValueError, match=rf"{name}: read 300 items x 24 classes from .* but {name} is .*"
+                                             r"--set data.check_content=false"):
+            dm.setup()
+    dm = datamodules.create("mirflickr", root=tmp_path, n_query=30, n_train=100, per_class_query=1,
+                            per_class_train=4, check_content=False)
+    dm.setup()
+    assert dm.num_classes == 24
+
+
+@pytest.mark.parametrize("name, items, classes, ok", [
+    ("wiki", 2866, 10, True), ("wiki", 2173, 10, False), ("mirflickr", 20015, 24, True),
+    ("mirflickr", 20015, 10, False), ("nuswide", 186577, 10, True), ("nuswide", 20015, 24, False),
+    ("cifar10", 60000, 10, True), ("handwritten", 2000, 10, True), ("bundle", 7, 3, True),
+])
+def test_known_content_table(name, items, classes, ok):
+    from datamodules.arrays import DatasetArrays
+    from datamodules.content import check_content
+
+    arrays = DatasetArrays({"x": np.zeros((items, 1), dtype=np.float32)}, np.arange(items) % classes,
+                           [str(c) for c in range(classes)])
+    if ok:
+        check_content(name, arrays)
+    else:
+        with pytest.raises(ValueError, match=f"{name}: read"):
+            check_content(name, arrays)

@@ -125,9 +125,9 @@ def test_handwritten_keeps_its_names_and_takes_view_positions(tmp_path):
     a = R.read_handwritten(tmp_path)
     assert list(a.modalities) == ["pixel", "fourier", "profile", "zernike", "karhunen_loeve", "morphological"]
     assert a.class_names == [str(d) for d in range(10)] and np.array_equal(a.labels, np.arange(300) % 10)
-    dm = setup(HandwrittenDataModule(root=tmp_path, views=[1, 5], n_query=50))
+    dm = setup(HandwrittenDataModule(root=tmp_path, views=[1, 5], n_query=50, check_content=False))
     assert dm.modalities == ("fourier", "morphological")
-    assert setup(HandwrittenDataModule(root=tmp_path, n_query=50)).modalities == ("pixel", "fourier")
+    assert setup(HandwrittenDataModule(root=tmp_path, n_query=50, check_content=False)).modalities == ("pixel", "fourier")
 
 
 # ============================================================================================ split guards
@@ -147,8 +147,8 @@ def test_210_item_file_gets_a_split_sized_from_the_data(tmp_path):
     views[0, 0], views[0, 1] = np.random.rand(210, 240), np.random.rand(210, 76)
     scipy.io.savemat(str(tmp_path / "handwritten.mat"), {"X": views, "Y": (np.arange(210) % 10 + 1)[:, None]})
     with pytest.raises(ValueError, match=r"leaving only 10 for the database and the training set.*n_query"):
-        setup(HandwrittenDataModule(root=tmp_path))
-    assert len(setup(HandwrittenDataModule(root=tmp_path, n_query=20)).split.query) == 20
+        setup(HandwrittenDataModule(root=tmp_path, check_content=False))
+    assert len(setup(HandwrittenDataModule(root=tmp_path, n_query=20, check_content=False)).split.query) == 20
 
 
 def test_small_classes_keep_database_items(tmp_path):
@@ -264,10 +264,10 @@ def test_mirflickr_datamodule_features_file(tmp_path):
     imgs = np.random.RandomState(2).randint(0, 256, (120, 4, 4, 3)).astype(np.uint8)
     savemat_v5(tmp_path / "mirflickr25k-iall.mat", {"IAll": np.transpose(imgs, (1, 2, 3, 0))})
     sizes = dict(n_query=20, n_train=60, per_class_query=5, per_class_train=15)
-    dm = setup(MirflickrDataModule(root=tmp_path, features_file="mirflickr25k-iall-vgg.mat", **sizes))
+    dm = setup(MirflickrDataModule(root=tmp_path, features_file="mirflickr25k-iall-vgg.mat", check_content=False, **sizes))
     assert dm.input_dims == {"image": 4096, "text": 12} and len(dm.split.query) == 20
     np.testing.assert_allclose(dm.arrays.modalities["image"], X.astype(np.float32))
-    raw = setup(datamodules.create("mirflickr", root=tmp_path, **sizes))          # unchanged default: IAll
+    raw = setup(datamodules.create("mirflickr", root=tmp_path, check_content=False, **sizes))          # unchanged default: IAll
     assert raw.input_dims["image"] == (3, 4, 4)
     with pytest.raises(ValueError, match="image='raw'.*features_file"):
         MirflickrDataModule(root=tmp_path, features_file="mirflickr25k-iall-vgg.mat", image="raw")
@@ -302,6 +302,7 @@ def test_runner_mirflickr_features_file(tmp_path, monkeypatch):
     _write_vgg_set(tmp_path / "mir", L, Y, X)
     savemat_v5(tmp_path / "mir" / "mirflickr25k-xall.mat", {"XAll": X[:, :5]})   # two feature files: choose one
     res = _run(["--method", "cca_itq", "--data", "mirflickr", "--data-root", str(tmp_path / "mir"),
+                "--set", "data.check_content=false",
                 "--set", "data.features_file=mirflickr25k-iall-vgg.mat", "--set", "data.n_query=20",
                 "--set", "data.n_train=60", "--set", "data.per_class_query=5", "--set", "data.per_class_train=15"],
                tmp_path / "run")

@@ -71,7 +71,8 @@ def single_label(labels: np.ndarray, protocol: str) -> np.ndarray:
     counts = (labels > 0).sum(axis=1)
     if labels.ndim != 2 or not np.all(counts == 1):
         raise ValueError(f"protocol '{protocol}' holds out whole classes and needs single-label data; "
-                         f"{int(np.sum(counts != 1))} rows have {sorted(set(counts.tolist()) - {1})} labels")
+                         f"{int(np.sum(counts != 1))} rows have {sorted(set(counts.tolist()) - {1})} labels "
+                         "(for multi-label data use protocol 'zero_shot_multilabel')")
     return (labels > 0).argmax(axis=1).astype(np.int64)
 
 
@@ -526,6 +527,132 @@ def zero_shot_split(labels: np.ndarray, *, class_names: Sequence[str],
                  class_names=list(class_names))
 
 
+def zero_shot_multilabel_split(labels: np.ndarray, *, class_names: Sequence[str],
+                               unseen_classes: Optional[Sequence[Union[str, int]]] = None,
+                               n_unseen: Optional[int] = None, n_query: Union[int, float] = 0.2,
+                               n_train: Union[int, float, None] = None, database: str = "unseen",
+                               n_val: Union[int, float, None] = None, val_pool: str = "auto", seed: int = 0,
+                               fixed_splits: Optional[Mapping[str, np.ndarray]] = None,
+                               protocol: str = "zero_shot_multilabel") -> Split:
+    """Multi-label zero-shot hold-out (NUS-WIDE / VOC / COCO with class word vectors): the classes are split into
+    seen and unseen label sets, and an item is "unseen" as soon as it carries ONE unseen label.
+
+    Labels are multi-hot ``[n, C]`` (class indices ``[n]`` are accepted too). The unseen classes come from exactly
+    one of ``unseen_classes`` (names or indices) or ``n_unseen`` (a seeded draw among the classes that have items).
+
+    * Items without any label are excluded from every set (they have no class semantics to train on and are
+      relevant to nothing); their number is recorded as ``params["n_unlabelled"]``.
+    * ``train``: the items whose labels are all seen (``n_train`` subsamples them). No item carrying an unseen
+      label is ever trained on.
+    * ``query``: ``n_query`` (default a fifth) of the items carrying at least one unseen label, drawn at random.
+      As in the common protocol, a query may also carry seen labels (``params["queries_may_carry_seen"]``, which
+      :meth:`Split.validate <datamodules.split.Split.validate>` reads: queries must carry an unseen class).
+    * ``database``: ``"unseen"`` (default) the other items carrying an unseen label, or ``"all"`` every labelled
+      item that is not a query (seen-only items included, training items too).
+    * ``val`` / ``val_database``: validation queries drawn from the seen-only (training-eligible) items, never
+      from the items carrying an unseen label, so never a test query; their database is the other seen-only
+      items. ``val_pool`` as in :func:`_draw_val`, over the seen-only items: ``"held_out"`` those not used for
+      training (with ``n_train``), ``"database"`` any of them, ``"exclude_from_train"`` removed from ``train``,
+      ``"auto"`` (default) ``held_out`` when it holds enough items, else ``database``. Default ``n_val``: as many as
+      the test queries, at most a tenth of the seen-only items.
+
+    Relevance is the library's multi-label rule (sharing at least one label). Classes without any item stay
+    seen (recorded as ``params["empty_classes"]``). Raises ``ValueError`` for an unknown class, an unseen class
+    without items or without items left in the database, or a seen class whose items all carry an unseen label
+    (or were not drawn by ``n_train``), so that it has no training item.
+
+    >>> labels = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+    >>> s = zero_shot_multilabel_split(labels, class_names=list("abc"), unseen_classes=["c"], n_query=2, n_val=1)
+    >>> s.unseen_classes.tolist(), s.train.tolist(), sorted(s.query.tolist() + s.database.tolist())
+    ([2], [0, 1, 2, 6], [3, 4, 5, 7])
+    """
+    lab = np.asarray(labels)
+    num_classes = len(class_names)
+    if lab.ndim == 1:
+        if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= num_classes):
+            raise ValueError(f"protocol '{protocol}': class-index labels must be integers in [0, {num_classes})")
+        mh = multi_hot(lab, num_classes)
+    elif lab.ndim == 2:
+        if lab.shape[1] != num_classes:
+            raise ValueError(f"protocol '{protocol}': labels have {lab.shape[1]} columns but there are "
+                             f"{num_classes} class names")
+        mh = multi_hot(lab)
+    else:
+        raise ValueError(f"protocol '{protocol}': labels must be multi-hot [n, C] or class indices [n], got shape "
+                         f"{lab.shape}")
+    n = mh.shape[0]
+    counts = mh.sum(axis=0)
+    labelled = mh.any(axis=1)
+    if (unseen_classes is None) == (n_unseen is None):
+        raise ValueError(f"protocol '{protocol}': give exactly one of unseen_classes (names or indices) or n_unseen "
+                         "(a seeded draw)")
+    populated = np.flatnonzero(counts > 0)
+    if unseen_classes is not None:
+        unseen = class_ids(unseen_classes, class_names, "unseen_classes")
+    else:
+        if isinstance(n_unseen, bool) or not isinstance(n_unseen, numbers.Integral) or not 0 < n_unseen < num_classes:
+            raise ValueError(f"protocol '{protocol}': n_unseen must be an integer in [1, {num_classes - 1}], "
+                             f"got {n_unseen!r}")
+        if int(n_unseen) >= populated.size:
+            raise ValueError(f"protocol '{protocol}': n_unseen={n_unseen} but only {populated.size} of the "
+                             f"{num_classes} classes have items; lower n_unseen")
+        unseen = _rng(seed, STREAM_CLASSES).permutation(populated)[:int(n_unseen)]
+    unseen = np.sort(unseen.astype(np.int64))
+    seen = np.setdiff1d(np.arange(num_classes), unseen)
+    if unseen.size == 0 or seen.size == 0:
+        raise ValueError(f"protocol '{protocol}': a zero-shot split needs both seen and unseen classes, got "
+                         f"{seen.size} seen and {unseen.size} unseen")
+    empty = [class_names[c] for c in unseen if counts[c] == 0]
+    if empty:
+        raise ValueError(f"protocol '{protocol}': the zero-shot split leaves unseen class(es) {empty} empty: the "
+                         "data has no items of them")
+    carries_unseen = mh[:, unseen].any(axis=1)
+    seen_only = labelled & ~carries_unseen
+
+    # test queries and database
+    rng = _rng(seed, STREAM_TEST)
+    pool = np.flatnonzero(carries_unseen)
+    q_count = resolve_count(n_query, len(pool), "n_query", protocol)
+    if q_count == 0:
+        raise ValueError(f"protocol '{protocol}': n_query must be at least 1 (the unseen pool has {len(pool)} items)")
+    query = _sorted(_shuffled(rng, pool)[:q_count])
+    not_query = ~np.isin(np.arange(n), query)
+    if database == "unseen":
+        db = np.flatnonzero(carries_unseen & not_query)
+    elif database == "all":
+        db = np.flatnonzero(labelled & not_query)
+    else:
+        raise ValueError(f"protocol '{protocol}': database must be 'unseen' or 'all', got {database!r}")
+    missing = [class_names[c] for c in unseen if not np.any(mh[db, c])]
+    if missing:
+        raise ValueError(f"protocol '{protocol}': the zero-shot split leaves unseen class(es) {missing} empty in the "
+                         "database (all their items became queries); ask for fewer queries")
+
+    # training items: every label seen
+    cand = np.flatnonzero(seen_only)
+    if n_train is None:
+        train, t_count = cand, None
+    else:
+        t_count = resolve_count(n_train, len(cand), "n_train", protocol)
+        train = _sorted(_shuffled(rng, cand)[:t_count])
+    untrained = [class_names[c] for c in seen if counts[c] > 0 and not np.any(mh[train, c])]
+    if untrained:
+        why = ("every item of theirs also carries an unseen label; name them unseen too or draw other unseen "
+               "classes" if n_train is None else "ask for more training items")
+        raise ValueError(f"protocol '{protocol}': the zero-shot split leaves seen class(es) {untrained} without "
+                         f"training items: {why}")
+
+    # validation: from the seen-only items, never an item carrying an unseen label
+    val, val_db, train, val_info = _draw_val(_rng(seed, STREAM_VAL), train, cand, q_count, n_val, val_pool,
+                                             protocol)
+    params = dict(unseen_classes=_describe(unseen_classes), n_unseen=n_unseen, n_query=q_count, n_train=t_count,
+                  database=database, **val_info, n_unlabelled=int(n - labelled.sum()),
+                  empty_classes=[class_names[c] for c in np.flatnonzero(counts == 0)], queries_may_carry_seen=True)
+    return Split(train=train, val=val, val_database=val_db, query=query, database=db, seen_classes=seen,
+                 unseen_classes=unseen, protocol=protocol, seed=int(seed), params=params, num_items=n,
+                 class_names=list(class_names))
+
+
 # --------------------------------------------------------------------------------------------- the table
 #: protocol name -> (function, defaults). The one place where protocols and their default sizes are defined.
 PROTOCOLS: Dict[str, Tuple[Callable[..., Split], Dict[str, Any]]] = {
@@ -543,6 +670,9 @@ PROTOCOLS: Dict[str, Tuple[Callable[..., Split], Dict[str, Any]]] = {
     "fixed": (fixed_split, dict(query="query", train="train", database=None)),
     # zero-shot class hold-out (SitNet / AgNet / ZSIH)
     "zero_shot": (zero_shot_split, dict(database="unseen")),
+    # multi-label zero-shot hold-out (NUS-WIDE / VOC / COCO with class word vectors): items carrying any unseen
+    # label never train; a fifth of them are the queries, the others the database
+    "zero_shot_multilabel": (zero_shot_multilabel_split, dict(n_query=0.2, database="unseen")),
     # xlsa17 "proposed split" (Xian et al.): seen = trainval classes, unseen = test_unseen classes
     "xlsa17": (zero_shot_split, dict(unseen_from="test_unseen", train_pool="trainval", query_pool="test_unseen",
                                      database="unseen")),

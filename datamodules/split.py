@@ -111,7 +111,9 @@ class Split:
 
         Always disjoint: ``train``/``query``, ``query``/``database``, ``val``/``val_database``,
         ``val``/``query``. Zero-shot: seen and unseen classes disjoint, and (with ``labels``) training items of
-        seen classes only, test queries of unseen classes only.
+        seen classes only, test queries of unseen classes only; on a multi-label zero-shot split (multi-hot
+        ``labels`` and ``params["queries_may_carry_seen"]``, protocol ``zero_shot_multilabel``) test queries carrying
+        at least one unseen class (seen ones allowed besides).
         """
         n = self.num_items if num_items is None else num_items
         if num_items is not None and self.num_items is not None and self.num_items != num_items:
@@ -142,7 +144,12 @@ class Split:
                     (lambda rows, cls: ~np.any(lab[rows][:, np.setdiff1d(np.arange(lab.shape[1]), cls)] > 0, axis=1))
                 if not np.all(member(self.train, self.seen_classes)):
                     raise ValueError("zero-shot split: some training items belong to unseen classes")
-                if not np.all(member(self.query, self.unseen_classes)):
+                if lab.ndim == 2 and self.params.get("queries_may_carry_seen"):
+                    # multi-label zero-shot (protocol zero_shot_multilabel): a query carries at least one unseen
+                    # class and may carry seen ones too
+                    if not np.all(np.any(lab[self.query][:, self.unseen_classes] > 0, axis=1)):
+                        raise ValueError("zero-shot split: some test queries carry no unseen class")
+                elif not np.all(member(self.query, self.unseen_classes)):
                     raise ValueError("zero-shot split: some test queries belong to seen classes")
 
     # ------------------------------------------------------------------ file form

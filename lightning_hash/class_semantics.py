@@ -2,7 +2,8 @@
 
 One place for what AgNet, VSB2-Net and ZSIH all need in ``setup()``: the ``[C, d]`` matrix
 ``dm.class_semantics[key]`` with one finite, non-zero row per class (a clear error naming the missing classes
-otherwise), and which classes a zero-shot split lets the model train on.
+otherwise), which classes a zero-shot split lets the model train on, and (for the methods that need one class
+per item) the refusal of multi-label data.
 """
 from __future__ import annotations
 
@@ -92,3 +93,36 @@ def require_training_split_classes(dm, allowed: torch.Tensor, owner: str, what: 
     labels = torch.as_tensor(dm.item_labels(split.train))
     require_training_classes(labels, allowed, owner, what, class_names=list(getattr(dm, "class_names", []) or [])
                              or None, where="the training data")
+
+
+def require_single_label(labels: torch.Tensor, owner: str, instead: str, where: str = "a training batch",
+                         protocol: Optional[str] = None) -> None:
+    """The rule of the methods that need one class per item (e.g. a class-index target): every row of ``labels``
+    (multi-hot ``[n, C]``; class indices ``[n]`` always pass) carries exactly one class. Raises ``ValueError``
+    saying how many rows do not, that multi-label (zero-shot) data is not supported, and ``instead`` (what to use).
+
+    >>> require_single_label(torch.tensor([[1, 0], [1, 1]]), "demo", "use another method")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: demo: needs single-label items (one class per item), but 1 of the 2 items of a training batch carry ...
+    """
+    if labels.ndim == 1:
+        return
+    counts = (labels > 0).sum(dim=1)
+    bad = counts != 1
+    if bool(bad.any()):
+        found = sorted(set(counts[bad].tolist()))
+        via = f" (protocol '{protocol}')" if protocol else ""
+        raise ValueError(f"{owner}: needs single-label items (one class per item), but {int(bad.sum())} of the "
+                         f"{labels.shape[0]} items of {where}{via} carry {found} classes: multi-label data is not "
+                         f"supported; {instead}")
+
+
+def require_single_label_split(dm, owner: str, instead: str) -> None:
+    """:func:`require_single_label` on a DataModule's whole training split (read through the contract's
+    ``item_labels``), before training starts."""
+    split = getattr(dm, "split", None)
+    if split is None or not hasattr(dm, "item_labels"):
+        return
+    require_single_label(torch.as_tensor(dm.item_labels(split.train)), owner, instead, where="the training data",
+                         protocol=getattr(split, "protocol", None))

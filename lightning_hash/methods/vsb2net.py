@@ -84,6 +84,9 @@ Decisions the slides leave open, and how they are settled here
 11. **Training classes** = the DataModule's seen classes minus its validation classes (``val_classes`` /
     ``n_val_classes``); a batch holding any other class is a ``ValueError``. Every class (seen or unseen) must
     have a finite, non-zero word vector (unseen ones are the TBIR queries): otherwise a ``ValueError`` names them.
+    Every training item must carry exactly one class (T1 and the classification pull rank against the item's
+    class): multi-label data, e.g. a ``zero_shot_multilabel`` split, is refused in ``setup()`` with a
+    ``ValueError`` pointing to AgNet, whose class semantics average the vectors of an item's labels.
 12. **No-semantics baseline** (``vsb2net_nosem``): the same image branch, decoder and losses, but the class
     vectors ``s^l`` are free parameters (``tanh`` of a learned ``[L, bits]`` table) instead of the semantic branch's
     image of the word vectors: a supervised hashing network on the seen classes that never reads a word vector.
@@ -97,12 +100,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hash.class_semantics import class_matrix, require_training_classes, require_training_split_classes
+from lightning_hash.class_semantics import (class_matrix, require_single_label, require_single_label_split,
+                                            require_training_classes, require_training_split_classes)
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn import mlp
 
 _REDUCTIONS = ("sum", "mean")
+
+
+#: what the refusal of multi-label data suggests (the ranking loss T1 and the classification pull need one class per
+#: item; AgNet's class semantics average the vectors of an item's labels)
+SINGLE_LABEL_INSTEAD = ("for multi-label data (e.g. protocol 'zero_shot_multilabel') use agnet or agnet_noattr, which "
+                        "average the class vectors of an item's labels; this method needs single-label data (e.g. "
+                        "protocol 'zero_shot')")
 
 
 def _check_reduction(reduction: str) -> None:
@@ -381,6 +392,8 @@ class VSB2Net(HashingModule):
                 raise RuntimeError(f"{self.method_name}: needs a RetrievalDataModule (class semantics "
                                    f"'{self.text_key}', the zero-shot split) to set itself up")
             return
+        if stage == "fit":     # _targets needs one class per training item: refuse multi-label data up front
+            require_single_label_split(dm, self.method_name, SINGLE_LABEL_INSTEAD)
         hp = self.hparams
         names = list(getattr(dm, "class_names", []) or [])
         C = len(names) if names else None
@@ -469,8 +482,7 @@ class VSB2Net(HashingModule):
         if lab.ndim == 1:
             cls = lab.long()
         else:
-            if (lab.sum(dim=1) != 1).any():
-                raise ValueError(f"{self.method_name}: needs single-label items (one class per training item)")
+            require_single_label(lab, self.method_name, SINGLE_LABEL_INSTEAD)
             cls = lab.argmax(dim=1)
         require_training_classes(cls, self._class_row >= 0, self.method_name, what="unseen or held out for validation")
         return self._class_row.to(cls.device)[cls]

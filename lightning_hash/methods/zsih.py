@@ -78,6 +78,9 @@ Departures from the paper / official code, and why
 * ``backbone_checkpoint``: loaded strictly into the classification network, then into timm's ``features_only``
   wrapper (:func:`~lightning_hash.nn.backbone.create_features_model`); a file whose keys or shapes do not match
   (other than the classifier head's) is an error instead of a silently random CNN.
+* Multi-label items (e.g. a ``zero_shot_multilabel`` split): an item's semantics ``s_i`` is the mean word vector
+  of its labels (the word-vector decoders and the adjacency of eq. 5.6 use it); ``decoder="classifier"`` needs one
+  class per item and refuses multi-label training data in ``setup()`` with a ``ValueError``.
 """
 from __future__ import annotations
 
@@ -87,7 +90,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hash.class_semantics import class_matrix, require_training_classes, seen_class_mask
+from lightning_hash.class_semantics import (class_matrix, require_single_label, require_single_label_split,
+                                            require_training_classes, seen_class_mask)
 from lightning_hash.methods._registry import register
 from lightning_hash.module import HashingModule
 from lightning_hash.nn.backbone import BackbonePreprocess
@@ -98,6 +102,9 @@ from lightning_hash.nn.zsih_layers import (AttentionPooling, GaussianDecoder, Gr
 FUSIONS = ("kronecker", "concat", "mfb")
 GRAPHS = ("gcn", "none", "word_vector_fusion")
 CODE_LAYERS = ("stochastic", "bit_regularization")
+#: the classifier decoder (an ablation) needs one class per item; the word-vector decoders take multi-label items
+#: (an item's semantics ``s_i`` is the mean word vector of its labels)
+CLASSIFIER_INSTEAD = "use decoder='gaussian' or 'mean', which decode the mean word vector of an item's labels"
 DECODERS = ("gaussian", "mean", "classifier")
 
 
@@ -301,6 +308,8 @@ class ZSIH(HashingModule):
             return
         W = self.class_word_vectors(dm)
         hp = self.hparams
+        if stage == "fit" and hp.decoder == "classifier":    # cross-entropy on one class per item
+            require_single_label_split(dm, "zsih (decoder='classifier')", CLASSIFIER_INSTEAD)
         if self.enc_image is None:
             if not hp.backbone:
                 dims = getattr(dm, "input_dims", {})
@@ -400,6 +409,7 @@ class ZSIH(HashingModule):
             decoded_from = prob
             target = (prob >= 0.5).to(prob.dtype)
         if hp.decoder == "classifier":
+            require_single_label(labels, "zsih (decoder='classifier')", CLASSIFIER_INSTEAD)
             terms["decoder"] = F.cross_entropy(self.decoder(decoded_from), labels.float().argmax(dim=1))
         else:
             terms["decoder"] = self.decoder.nll(decoded_from, s.to(decoded_from.dtype)).mean()

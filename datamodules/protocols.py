@@ -366,6 +366,21 @@ def fixed_split(labels: np.ndarray, *, fixed_splits: Optional[Mapping[str, np.nd
                  params=params, num_items=n)
 
 
+def _test_queries_and_database(rng: np.random.RandomState, pool: np.ndarray, q_count: int, is_unseen: np.ndarray,
+                               eligible: np.ndarray, database: str, protocol: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The zero-shot test queries (``q_count`` of ``pool``, drawn with ``rng``) and their database: ``"unseen"``
+    the other unseen items, ``"all"`` every other ``eligible`` item."""
+    if q_count == 0:
+        raise ValueError(f"protocol '{protocol}': n_query must be at least 1 (the unseen pool has {len(pool)} items)")
+    query = _sorted(_shuffled(rng, pool)[:q_count])
+    not_query = ~np.isin(np.arange(is_unseen.shape[0]), query)
+    if database == "unseen":
+        return query, np.flatnonzero(is_unseen & not_query)
+    if database == "all":
+        return query, np.flatnonzero(eligible & not_query)
+    raise ValueError(f"protocol '{protocol}': database must be 'unseen' or 'all', got {database!r}")
+
+
 def zero_shot_split(labels: np.ndarray, *, class_names: Sequence[str],
                     unseen_classes: Optional[Sequence[Union[str, int]]] = None, n_unseen: Optional[int] = None,
                     unseen_from: RowSpec = None, val_classes: Optional[Sequence[Union[str, int]]] = None,
@@ -466,16 +481,8 @@ def zero_shot_split(labels: np.ndarray, *, class_names: Sequence[str],
         raise ValueError(f"protocol '{protocol}': query_pool holds items of seen classes "
                          f"{sorted({class_names[c] for c in lab[pool][~is_unseen[pool]]})}")
     q_count = min(1000, len(pool) // 5) if n_query is None else resolve_count(n_query, len(pool), "n_query", protocol)
-    if q_count == 0:
-        raise ValueError(f"protocol '{protocol}': n_query must be at least 1 (the unseen pool has {len(pool)} items)")
-    query = _sorted(_shuffled(rng, pool)[:q_count])
-    not_query = ~np.isin(np.arange(n), query)
-    if database == "unseen":
-        db = np.flatnonzero(is_unseen & not_query)
-    elif database == "all":
-        db = np.flatnonzero(not_query)
-    else:
-        raise ValueError(f"protocol '{protocol}': database must be 'unseen' or 'all', got {database!r}")
+    query, db = _test_queries_and_database(rng, pool, q_count, is_unseen, np.ones(n, dtype=bool), database,
+                                           protocol)
     missing = [class_names[c] for c in unseen if not np.any(lab[db] == c)]
     if missing:
         raise ValueError(f"protocol '{protocol}': the zero-shot split leaves unseen class(es) {missing} empty in the "
@@ -613,16 +620,7 @@ def zero_shot_multilabel_split(labels: np.ndarray, *, class_names: Sequence[str]
     rng = _rng(seed, STREAM_TEST)
     pool = np.flatnonzero(carries_unseen)
     q_count = resolve_count(n_query, len(pool), "n_query", protocol)
-    if q_count == 0:
-        raise ValueError(f"protocol '{protocol}': n_query must be at least 1 (the unseen pool has {len(pool)} items)")
-    query = _sorted(_shuffled(rng, pool)[:q_count])
-    not_query = ~np.isin(np.arange(n), query)
-    if database == "unseen":
-        db = np.flatnonzero(carries_unseen & not_query)
-    elif database == "all":
-        db = np.flatnonzero(labelled & not_query)
-    else:
-        raise ValueError(f"protocol '{protocol}': database must be 'unseen' or 'all', got {database!r}")
+    query, db = _test_queries_and_database(rng, pool, q_count, carries_unseen, labelled, database, protocol)
     missing = [class_names[c] for c in unseen if not np.any(mh[db, c])]
     if missing:
         raise ValueError(f"protocol '{protocol}': the zero-shot split leaves unseen class(es) {missing} empty in the "

@@ -67,7 +67,8 @@ def diagnose(run_folder: Path, method: str) -> Dict[str, object]:
 
     from lightning_hash.codes import sign_codes
     from lightning_hash.metrics import hamming_distance, mean_average_precision
-    from retrieve import embed_dataset, load_run
+    from lightning_hash.encoding import embed_dataset
+    from retrieve import load_run
 
     _, model, dm = load_run(str(run_folder))
     dm.setup("test")

@@ -19,36 +19,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-
-def embed_dataset(model, dataset, fn: Callable, batch_size: int = 512) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fn(model, batch) stacked [n, ...] float32, row ids [n], labels)`` of a dataset, in order, without
-    gradients (the model is put in eval mode)."""
-    from torch.utils.data import DataLoader
-
-    from lightning_hash.contract import collate_batch
-
-    values, rows, labels = [], [], []
-    model.eval()
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_batch):
-            values.append(fn(model, batch).float().cpu().numpy())
-            rows.append(batch["index"].cpu().numpy())
-            labels.append(batch["label"].cpu().numpy())
-    return np.concatenate(values), np.concatenate(rows), np.concatenate(labels)
-
-
-def encode_dataset(model, dataset, modality: str, batch_size: int = 512) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(codes {-1,+1} float32 [n, bits], row ids [n], labels [n, C])`` of a dataset, in order."""
-    from lightning_hash.codes import sign_codes
-
-    return embed_dataset(model, dataset, lambda m, b: sign_codes(m.encode(b, modality)), batch_size)
+from lightning_hash.encoding import encode_dataset  # noqa: E402
 
 
 def load_run(run: str, checkpoint: Optional[str] = None):

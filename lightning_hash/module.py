@@ -74,6 +74,8 @@ class HashingModule(pl.LightningModule):
         self._eval_tasks: List[Any] = []
         self._eval_sets: List[str] = []
         self.test_curves: Dict[str, Dict[str, List[float]]] = {}
+        #: the modality :meth:`predict_step` encodes (``Trainer.predict``, :func:`lightning_hash.encoding.encode_dataset`)
+        self.predict_modality: Optional[str] = None
         #: per ``<evaluation set>/<modality>`` of the last test: items, distinct codes, classes (code collapse)
         self.test_code_stats: Dict[str, Dict[str, int]] = {}
         self._code_parts: Dict[str, List[torch.Tensor]] = {}
@@ -257,6 +259,15 @@ class HashingModule(pl.LightningModule):
         return {"pr_precision": [float(p) for p in precision], "pr_recall": [float(r) for r in recall],
                 "radius": list(range(len(precision))),
                 "k": list(ks), "precision_at_k": [float(v) for v in p_at_k], "recall_at_k": [float(v) for v in r_at_k]}
+
+    def predict_step(self, batch: Dict[str, torch.Tensor], batch_idx: int = 0, dataloader_idx: int = 0):
+        """``{"codes": {-1, +1} [B, bits], "index": [B], "label": [B, C]}`` of a batch encoded as
+        :attr:`predict_modality` (set it first, e.g. ``model.predict_modality = "image"``)."""
+        if self.predict_modality is None:
+            raise ValueError(f"{type(self).__name__}.predict_step: set predict_modality (the modality to encode) "
+                             "first, e.g. model.predict_modality = 'image'")
+        codes = sign_codes(self.encode(batch, self.predict_modality).detach())
+        return {"codes": codes, "index": batch["index"], "label": batch["label"]}
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")

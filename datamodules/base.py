@@ -262,7 +262,7 @@ class RetrievalDataModule(pl.LightningDataModule):
             raise TypeError(f"{type(self).__name__}.load_arrays() must return a DatasetArrays, got {type(arrays)}")
         arrays.validate()
         if self.check_content:   # a wrong --data name (or --data-root) is an error, not a mislabelled table
-            check_content(self.name, arrays)
+            check_content(self.content_name, arrays)
         self.arrays = arrays
         available = [m for m in arrays.modalities if m != "semantic"]
         wanted = self._modalities_arg or self.default_modalities or tuple(available)
@@ -362,6 +362,11 @@ class RetrievalDataModule(pl.LightningDataModule):
         :mod:`lightning_hash.contract`)."""
         self._require_setup()
         return self._labels[np.asarray(rows, dtype=np.int64)]
+
+    @property
+    def content_name(self) -> str:
+        """The entry of :data:`datamodules.content.KNOWN_CONTENT` this data must match (the dataset name)."""
+        return self.name
 
     @property
     def num_classes(self) -> int:

@@ -22,6 +22,12 @@ KNOWN_CONTENT: Dict[str, List[Dict[str, int]]] = {
     "mnist": [dict(items=70000, classes=10), dict(items=60000, classes=10), dict(items=10000, classes=10)],
     "cub10": [dict(items=600, classes=10)],                       # UIMD's CUB-200 10-class subset
     "handwritten": [dict(items=2000, classes=10)],                # UCI multiple features
+    # xlsa17 (Xian et al., proposed splits; res101.mat): one entry per sub-dataset
+    "xlsa17/AWA1": [dict(items=30475, classes=50)],
+    "xlsa17/AWA2": [dict(items=37322, classes=50)],
+    "xlsa17/CUB": [dict(items=11788, classes=200)],
+    "xlsa17/SUN": [dict(items=14340, classes=717)],
+    "xlsa17/APY": [dict(items=15339, classes=32)],
 }
 
 

@@ -464,6 +464,10 @@ class Xlsa17DataModule(_FileDataModule):
         super().__init__(root=root, **kwargs)
         self.dataset = dataset
 
+    @property
+    def content_name(self) -> str:
+        return f"xlsa17/{self.dataset}"
+
     def _read(self) -> DatasetArrays:
         from .readers import read_xlsa17
         return read_xlsa17(self._root())

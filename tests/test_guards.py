@@ -84,6 +84,7 @@ def test_a_wrong_dataset_name_is_an_error_and_check_content_false_accepts_a_vari
     ("wiki", 2866, 10, True), ("wiki", 2173, 10, False), ("mirflickr", 20015, 24, True),
     ("mirflickr", 20015, 10, False), ("nuswide", 186577, 10, True), ("nuswide", 20015, 24, False),
     ("cifar10", 60000, 10, True), ("handwritten", 2000, 10, True), ("bundle", 7, 3, True),
+    ("xlsa17/AWA1", 30475, 50, True), ("xlsa17/CUB", 30475, 50, False),
 ])
 def test_known_content_table(name, items, classes, ok):
     from datamodules.arrays import DatasetArrays

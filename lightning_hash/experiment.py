@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting, e.g. --set method.beta=0.3 --set data.val_size=200 "
                         "(VALUE is parsed as YAML)")
     p.add_argument("--no-progress-bar", action="store_true", help="disable the progress bar")
+    p.add_argument("--allow-degenerate", action="store_true",
+                   help="run even when an evaluation set cannot support a figure (a rank cut-off beyond the "
+                        "database); each such figure is warned about and listed in results.json 'warnings'")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved, validated configuration (what config.yaml would hold) and exit")
     return p
@@ -517,10 +520,15 @@ def cli() -> None:
     main()
 
 
-def check_evaluation_sizes(model, dm) -> None:
+def check_evaluation_sizes(model, dm, allow: bool = False) -> List[str]:
     """Refuse evaluation sets that cannot support the figures asked for, before training: a rank cut-off K
     (``mAP@K``, ``P@K``, ``R@K``) larger than a task's database, or a validation or test query set without
-    items. Such a figure would print (P@100 over 90 items divides by 100) but measure nothing."""
+    items. Such a figure would print (P@100 over 90 items divides by 100) but measure nothing. With ``allow``
+    (``--allow-degenerate``) a cut-off beyond the database is warned about and returned (for ``results.json``)
+    instead; empty query sets are always refused."""
+    import warnings
+
+    problems: List[str] = []
     ks = {"method.eval_map_at": getattr(model, "eval_map_at", []),
           "method.eval_precision_at": getattr(model, "eval_precision_at", []),
           "method.eval_recall_at": getattr(model, "eval_recall_at", [])}
@@ -537,10 +545,15 @@ def check_evaluation_sizes(model, dm) -> None:
             for key, values in ks.items():
                 too_big = [k for k in values if k > n_db]
                 if too_big:
-                    raise ValueError(
-                        f"the {stage} database of task {task.name} holds {n_db} items, fewer than the rank cut-off "
-                        f"{max(too_big)} of {key}={list(values)}: the figure would not measure a ranking. Lower it "
-                        f"(e.g. --set {key}=[{max(1, n_db // 2)}]) or enlarge the database (the split sizes)")
+                    message = (f"the {stage} database of task {task.name} holds {n_db} items, fewer than the rank "
+                               f"cut-off {max(too_big)} of {key}={list(values)}: the figure would not measure a "
+                               f"ranking. Lower it (e.g. --set {key}=[{max(1, n_db // 2)}]) or enlarge the database "
+                               "(the split sizes)")
+                    if not allow:
+                        raise ValueError(message + "; --allow-degenerate runs anyway and records it")
+                    warnings.warn(message, stacklevel=2)
+                    problems.append(message)
+    return problems
 
 
 def check_resume_flags(args: argparse.Namespace, cfg: Dict[str, Any], output: Path) -> None:
@@ -653,7 +666,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
     dm = build_datamodule(cfg, output)
     model = build_method(cfg, dm)
     model.check_tasks(dm.tasks)   # e.g. a single-modal method on a cross-modal task: refused before training
-    check_evaluation_sizes(model, dm)
+    degenerate = check_evaluation_sizes(model, dm, allow=getattr(args, "allow_degenerate", False))
     logger = build_logger(args, cfg, output, keep_log_rows)
     trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:
@@ -690,6 +703,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
                             "last_checkpoint": str(output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt") if model.requires_training else best},
         "curves": model.test_curves,
         "code_stats": model.test_code_stats,
+        "warnings": degenerate,   # figures the evaluation sets could not support (--allow-degenerate)
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
         "split_file": str(output / SPLIT_FILE), "config": cfg,
         "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,

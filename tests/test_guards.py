@@ -28,6 +28,21 @@ def test_rank_cut_off_beyond_the_database_is_refused_before_training(tmp_path):
     assert "test/P@16/image->image" in res["metrics"]
 
 
+def test_allow_degenerate_runs_and_records_the_warning(tmp_path):
+    import json
+
+    path = _bundle(tmp_path)
+    with pytest.warns(UserWarning, match="fewer than the rank cut-off"):
+        res = main(["--method", "random", "--data", str(path), "--output", str(tmp_path / "f"), *RUN,
+                    "--allow-degenerate"])
+    on_disk = json.loads((tmp_path / "f" / "results.json").read_text())
+    assert on_disk["warnings"] and all("fewer than the rank cut-off" in w for w in on_disk["warnings"])
+    assert "test/P@100/image->image" in res["metrics"]
+    ok = main(["--method", "random", "--data", str(path), "--output", str(tmp_path / "g"), *RUN,
+               "--set", "method.eval_precision_at=[16]", "--set", "method.eval_map_at=[16]"])
+    assert ok["warnings"] == []
+
+
 def test_the_ranking_curves_stop_at_the_database_size(tmp_path):
     path = _bundle(tmp_path)
     res = main(["--method", "random", "--data", str(path), "--output", str(tmp_path / "c"), *RUN,

@@ -125,7 +125,12 @@ def mean_average_precision(
         what = "ap_all"
     else:
         what = "ap_ranks" if top_k_mode == "ranks" else "ap_hits"
-    values, totals = _index_metric(problem, what, top_k)
+    return _index_figure(problem, what, top_k, empty_queries)
+
+
+def _index_figure(problem, what: str, k: Optional[int], empty_queries: str) -> Tensor:
+    """One figure with ``tie_break="index"``: the per-query values of the stable-sort path, averaged."""
+    values, totals = _index_metric(problem, what, k)
     return _mean_over_queries(values, totals > 0, empty_queries)
 
 
@@ -198,9 +203,7 @@ def _at_k(what: str, query_codes, db_codes, query_labels, db_labels, k: int, tie
         h = distance_histograms(query_codes, db_codes, query_labels, db_labels)
         fn = precision_at_k_from_histograms if what == "p_at_k" else recall_at_k_from_histograms
         return fn(h, k, empty_queries)
-    problem = _prepare(query_codes, db_codes, query_labels, db_labels)
-    values, totals = _index_metric(problem, what, k)
-    return _mean_over_queries(values, totals > 0, empty_queries)
+    return _index_figure(_prepare(query_codes, db_codes, query_labels, db_labels), what, k, empty_queries)
 
 
 def recall_at_k(
@@ -261,11 +264,5 @@ def precision_recall_at_k(
         return precision_recall_at_k_from_histograms(
             distance_histograms(query_codes, db_codes, query_labels, db_labels), ks, empty_queries)
     problem = _prepare(query_codes, db_codes, query_labels, db_labels)
-    out = []
-    for what in ("p_at_k", "r_at_k"):
-        values = []
-        for k in ks:
-            v, totals = _index_metric(problem, what, k)
-            values.append(_mean_over_queries(v, totals > 0, empty_queries))
-        out.append(torch.stack(values))
-    return out[0], out[1]
+    p, r = (torch.stack([_index_figure(problem, what, k, empty_queries) for k in ks]) for what in ("p_at_k", "r_at_k"))
+    return p, r

@@ -80,6 +80,7 @@ class HashingModule(pl.LightningModule):
         self.test_code_stats: Dict[str, Dict[str, int]] = {}
         self._code_parts: Dict[str, List[torch.Tensor]] = {}
         self._label_parts: Dict[str, List[torch.Tensor]] = {}
+        self._count_codes = False
 
     # ------------------------------------------------------------------ the method's contract
     def encode(self, batch: Dict[str, torch.Tensor], modality: str) -> torch.Tensor:
@@ -164,8 +165,8 @@ class HashingModule(pl.LightningModule):
                                                   database_size=len(dm.eval_rows(stage, t.database_set)))
             for t in self._eval_tasks
         }).to(self.device)
-        self._code_parts: Dict[str, List[torch.Tensor]] = {}
-        self._label_parts: Dict[str, List[torch.Tensor]] = {}
+        self._code_parts, self._label_parts = {}, {}
+        self._count_codes = stage == "test"   # the distinct-code count is a test figure (results.json)
 
     @staticmethod
     def _task_key(task) -> str:  # ModuleDict keys may not contain '.'; '->' is fine
@@ -178,9 +179,10 @@ class HashingModule(pl.LightningModule):
         def codes(modality: str) -> torch.Tensor:
             if modality not in cache:
                 cache[modality] = sign_codes(self.encode(batch, modality).detach())
-                key = f"{set_name}/{modality}"   # kept for the distinct-code count (code collapse)
-                self._code_parts.setdefault(key, []).append(cache[modality] > 0)
-                self._label_parts.setdefault(key, []).append(batch["label"].reshape(len(batch["label"]), -1) > 0)
+                if self._count_codes:   # kept for the distinct-code count (code collapse)
+                    key = f"{set_name}/{modality}"
+                    self._code_parts.setdefault(key, []).append(cache[modality] > 0)
+                    self._label_parts.setdefault(key, []).append(batch["label"].reshape(len(batch["label"]), -1) > 0)
             return cache[modality]
 
         for task in self._eval_tasks:

@@ -363,7 +363,8 @@ def build_method(cfg: Dict[str, Any], dm):
     return methods.create(cfg["method_name"], **hparams)
 
 
-def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, keep_log_rows: Optional[int] = None):
+def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path,
+                 keep_log_rows: Optional[float] = None):
     """The run's logger. ``keep_log_rows``: on resume, the CSV rows of the steps before it are kept and appended to
     (a fresh run passes ``None`` and starts a new file)."""
     if args.logger == "none":
@@ -599,24 +600,26 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
     check_devices(args)
     if args.resume is not None and args.overwrite:
         raise ValueError("--resume continues a run and --overwrite replaces it: pass one of them")
-    if args.resume is not None and args.output is None and args.resume == "last":
-        output = default_output(resolve_config(args, config_dir), getattr(args, "output_root", "runs"))
-    elif args.output:
+    # a fresh run's configuration, resolved (and validated) once; a resume reads the saved one
+    fresh = resolve_config(args, config_dir) if args.resume is None else None
+    if args.output:
         output = Path(args.output)
-    elif args.resume is not None:
-        output = Path(args.resume).resolve().parent.parent
-    else:
+    elif fresh is not None:
+        output = default_output(fresh, getattr(args, "output_root", "runs"))
+    elif args.resume == "last":   # the folder the flags name
         output = default_output(resolve_config(args, config_dir), getattr(args, "output_root", "runs"))
+    else:
+        output = Path(args.resume).resolve().parent.parent
     progress = {"training_started": False}
     if rank_zero_only.rank != 0:   # a DDP worker started by rank 0, which holds the lock and wrote the folder
-        return _run_in_folder(args, callbacks, config_dir, output, progress)
+        return _run_in_folder(args, callbacks, fresh, output, progress)
     with RunLock(output):
         if args.resume is None:
             if args.overwrite:
                 clear_run_files(output)
             check_fresh_folder(output, overwrite=False)
         try:
-            return _run_in_folder(args, callbacks, config_dir, output, progress)
+            return _run_in_folder(args, callbacks, fresh, output, progress)
         except BaseException:
             # a fresh run that failed before training (bad data, a bad setting) leaves no half run folder that
             # would block the corrected command; once training started, its checkpoints are kept for --resume
@@ -625,12 +628,14 @@ def _run(args: argparse.Namespace, callbacks: Sequence, config_dir: Path) -> Dic
             raise
 
 
-def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Path, output: Path,
+def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optional[Dict[str, Any]], output: Path,
                    progress: Dict[str, bool]) -> Dict[str, Any]:
+    """One run in ``output``: a resume (``fresh is None``) reads the saved configuration, a fresh run uses
+    ``fresh``."""
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
-    from lightning_hash.run_folder import checkpoint_logged_step, read_checkpoint_epochs
+    from lightning_hash.run_folder import checkpoint_epochs, checkpoint_logged_step, load_checkpoint_file
 
     keep_log_rows = None
     if args.resume is not None:
@@ -644,8 +649,11 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
             raise ValueError(f"--resume: {saved} is not a run configuration written by run.py")
         check_resume_flags(args, cfg, output)
         args.precision = cfg.get("precision")   # the saved run's (the flag may only repeat it)
-        done = read_checkpoint_epochs(Path(ckpt_path))   # a damaged checkpoint: an error naming it, here
-        keep_log_rows = checkpoint_logged_step(Path(ckpt_path))
+        ckpt = load_checkpoint_file(Path(ckpt_path))   # a damaged checkpoint: an error naming it, here
+        done, keep_log_rows = checkpoint_epochs(ckpt), checkpoint_logged_step(ckpt)
+        if keep_log_rows is None:   # the checkpoint does not say its step: keep every logged row, lose none
+            keep_log_rows = float("inf")
+        del ckpt
         if args.max_epochs is not None:   # the one setting a resume may change: train for longer
             if args.max_epochs < done:
                 raise ValueError(f"--max-epochs {args.max_epochs}: the checkpoint {ckpt_path} has already trained "
@@ -655,7 +663,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, config_dir: Pa
                 _write_config(cfg, output)
             cfg["trainer"]["max_epochs"] = args.max_epochs
     else:
-        cfg = resolve_config(args, config_dir)
+        cfg = fresh
         cfg["precision"] = args.precision
         ckpt_path = None
         if rank_zero_only.rank == 0:

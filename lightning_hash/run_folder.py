@@ -7,7 +7,8 @@ What ``experiments/run.py`` (:mod:`lightning_hash.experiment`) relies on:
   into the same folder is refused at once with the holder's pid.
 * :func:`check_fresh_folder`: a fresh run (no ``--resume``) into a folder that holds a run's files is refused
   unless the user says ``--overwrite``; :func:`clear_run_files` then removes exactly those files.
-* :func:`read_checkpoint_epochs`: a checkpoint is read (and its epoch count taken) before anything is rewritten;
+* :func:`load_checkpoint_file`: a checkpoint is read once (its epoch count and log step taken from it) before
+  anything is rewritten;
   a damaged or truncated file is an error naming it.
 * :class:`AtomicCheckpointIO`: checkpoints are written to a temporary file in the destination folder, flushed to
   disk and renamed over the old one (``os.replace`` on one filesystem is atomic). Lightning's default writer
@@ -129,14 +130,13 @@ def load_checkpoint_file(path: Path) -> Dict[str, Any]:
     return ckpt
 
 
-def read_checkpoint_epochs(path: Path) -> int:
-    """The number of training epochs a checkpoint has completed (its saved epoch index + 1)."""
-    return int(load_checkpoint_file(path)["epoch"]) + 1
+def checkpoint_epochs(ckpt: Dict[str, Any]) -> int:
+    """The number of training epochs a loaded checkpoint has completed (its saved epoch index + 1)."""
+    return int(ckpt["epoch"]) + 1
 
 
-def checkpoint_logged_step(path: Path) -> Optional[int]:
-    """The logger step counter saved in a checkpoint (the CSV ``step`` of the next row), if it holds one."""
-    ckpt = load_checkpoint_file(path)
+def checkpoint_logged_step(ckpt: Dict[str, Any]) -> Optional[int]:
+    """The logger step counter saved in a loaded checkpoint (the CSV ``step`` of the next row), if it holds one."""
     try:
         return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
     except (KeyError, TypeError):
@@ -191,8 +191,8 @@ class _AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:  # Lightning deletes metrics.csv here: keep it
         pass
 
-    def keep_rows(self, before_step: Optional[int]) -> None:
-        """Keep the rows with ``step < before_step`` (``None``: none, a fresh file)."""
+    def keep_rows(self, before_step: Optional[float]) -> None:
+        """Keep the rows with ``step < before_step`` (``None``: none, a fresh file; ``inf``: all of them)."""
         if not os.path.isfile(self.metrics_file_path):
             return
         if before_step is None:
@@ -215,11 +215,11 @@ class AppendingCSVLogger(CSVLogger):
     """Lightning's ``CSVLogger`` whose ``metrics.csv`` survives a resume.
 
     ``keep_before_step``: on resume, the rows with ``step`` below it (the steps the checkpoint holds) are kept
-    and the new rows appended; rows of steps after the checkpoint (run again after the resume) are dropped.
-    ``None``: a fresh run, which starts a new file.
+    and the new rows appended; rows of steps after the checkpoint (run again after the resume) are dropped;
+    ``inf`` keeps every row (a checkpoint that does not say its step). ``None``: a fresh run, a new file.
     """
 
-    def __init__(self, save_dir: str, name: str, keep_before_step: Optional[int] = None) -> None:
+    def __init__(self, save_dir: str, name: str, keep_before_step: Optional[float] = None) -> None:
         super().__init__(save_dir=save_dir, name=name, version="")
         self._keep_before_step = keep_before_step
 

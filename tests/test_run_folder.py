@@ -191,3 +191,15 @@ def test_collapsed_codes_are_counted_and_warned(tmp_path):
                            "--set", "method.lr_text=0.0", "--set", "method.image_hidden=1",
                            "--set", "method.text_hidden=1", "--bits", "1"])
     assert any(s["distinct_codes"] <= 2 for s in res["code_stats"].values())
+
+
+def test_a_resume_from_a_checkpoint_without_its_step_keeps_every_csv_row(tmp_path):
+    from lightning_hash.run_folder import AppendingCSVLogger
+
+    log = tmp_path / "csv"
+    log.mkdir()
+    (log / "metrics.csv").write_text("epoch,step,train/loss\n0,0,1.0\n0,1,0.5\n")
+    AppendingCSVLogger(save_dir=str(tmp_path), name="csv", keep_before_step=float("inf")).experiment
+    assert (log / "metrics.csv").read_text().splitlines()[1:] == ["0,0,1.0", "0,1,0.5"]
+    AppendingCSVLogger(save_dir=str(tmp_path), name="csv", keep_before_step=1).experiment
+    assert (log / "metrics.csv").read_text().splitlines()[1:] == ["0,0,1.0"]

@@ -160,6 +160,12 @@ class RetrievalDataModule(pl.LightningDataModule):
         image->image database also holds seen items (``database="all"``, AgNet's IBIR protocol).
     check_content: compare what the files hold with the published dataset the name stands for
         (:mod:`datamodules.content`: item count, label width); ``False`` for one's own variant of a benchmark.
+    class_vectors: class-vector sources to add to ``class_semantics`` from the class names
+        (:data:`datamodules.zero_shot_semantics.CLASS_VECTOR_SOURCES`): ``"glove"`` (GloVe 6B 50-d of the class
+        names, any dataset; adds ``glove`` and ``glove_attributes``, its sign pattern), ``"word2vec_cifar10"``
+        (the doodle2search word2vec of the CIFAR-10 names; adds ``word_vectors`` and ``attributes``). The words
+        used are recorded in :meth:`describe` (``class_vector_words``).
+    class_vector_aliases: ``{class: "words"}`` to look a class up under other words (GloVe).
     **protocol_kwargs: shorthand for ``protocol_args`` entries (``n_query=500``), checked against the protocol.
 
     After ``setup()``: ``name``, ``modalities``, ``input_dims`` (int feature size for vectors, a shape tuple for
@@ -186,6 +192,7 @@ class RetrievalDataModule(pl.LightningDataModule):
                  drop_last: bool = False, pin_memory: bool = False, flatten_images: Optional[bool] = None,
                  standardize: bool = False, class_queries: Optional[str] = None,
                  class_query_database: str = "database", check_content: bool = True,
+                 class_vectors: Sequence[str] = (), class_vector_aliases: Optional[Mapping[str, str]] = None,
                  **protocol_kwargs: Any) -> None:
         super().__init__()
         for arg, value in (("batch_size", batch_size), ("num_workers", num_workers)):
@@ -210,6 +217,15 @@ class RetrievalDataModule(pl.LightningDataModule):
             raise ValueError(f"class_query_database must be 'database' or 'class_items', got {class_query_database!r}")
         self.class_query_database = class_query_database
         self.check_content = bool(check_content)
+        from .zero_shot_semantics import CLASS_VECTOR_SOURCES
+        if isinstance(class_vectors, str):
+            class_vectors = [class_vectors]
+        unknown_sources = [v for v in class_vectors if v not in CLASS_VECTOR_SOURCES]
+        if unknown_sources:
+            raise ValueError(f"class_vectors: unknown sources {unknown_sources}; known: {sorted(CLASS_VECTOR_SOURCES)}")
+        self.class_vectors = tuple(class_vectors)
+        self.class_vector_aliases = dict(class_vector_aliases or {})
+        self.class_vector_words: Dict[str, Dict[str, List[str]]] = {}
         self._modalities_arg = None if modalities is None else tuple(modalities)
         self._tasks_arg = None if tasks is None else [RetrievalTask.parse(t) for t in tasks]
         self.protocol = protocol or self.default_protocol
@@ -263,6 +279,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         arrays.validate()
         if self.check_content:   # a wrong --data name (or --data-root) is an error, not a mislabelled table
             check_content(self.content_name, arrays)
+        if self.class_vectors:
+            from .zero_shot_semantics import add_class_vectors
+            arrays, self.class_vector_words = add_class_vectors(arrays, self.class_vectors, self.class_vector_aliases)
         self.arrays = arrays
         available = [m for m in arrays.modalities if m != "semantic"]
         wanted = self._modalities_arg or self.default_modalities or tuple(available)
@@ -498,4 +517,6 @@ class RetrievalDataModule(pl.LightningDataModule):
                "split_file": None if self.split_file is None else str(self.split_file)}
         if self.zero_shot:
             out.update(seen_classes=self.seen_classes, unseen_classes=self.unseen_classes)
+        if self.class_vector_words:
+            out["class_vector_words"] = self.class_vector_words
         return out

@@ -49,25 +49,13 @@ import numpy as np
 
 from .arrays import DatasetArrays
 from .base import RetrievalDataModule, Split
+from .files import data_dir, default_root  # noqa: F401  (re-exported: datamodules.data_dir)
 from .digits import DEFAULT_UNSEEN as DIGITS_UNSEEN
 
 PathLike = Union[str, os.PathLike]
 
 #: argument names that select the unseen classes (mutually exclusive), and likewise for validation classes
 _EXCLUSIVE = (("unseen_classes", "n_unseen", "unseen_from"), ("val_classes", "n_val_classes", "val_classes_from"))
-
-
-def data_dir() -> Path:
-    """The shared data folder: ``$LIGHTNING_HASH_DATA``, else ``../shared/data`` relative to the repository."""
-    env = os.environ.get("LIGHTNING_HASH_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
-
-def default_root(*parts: str) -> Path:
-    """``data_dir() / parts`` (resolved)."""
-    return (data_dir().joinpath(*parts)).resolve()
 
 
 class _ZeroShotMixin:

@@ -1,10 +1,24 @@
-"""Small file helpers shared by the records the data layer writes beside a run (split, vocabulary)."""
+"""Small file helpers of the data layer: where the shared data lives, and the records written beside a run
+(split, vocabulary)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 from typing import Any, Union
+
+
+def data_dir() -> Path:
+    """The shared data folder: ``$LIGHTNING_HASH_DATA``, else ``../shared/data`` relative to the repository."""
+    env = os.environ.get("LIGHTNING_HASH_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def default_root(*parts: str) -> Path:
+    """``data_dir() / parts`` (resolved)."""
+    return (data_dir().joinpath(*parts)).resolve()
 
 
 def write_text_atomic(path: Union[str, os.PathLike], text: str) -> Path:

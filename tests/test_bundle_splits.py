@@ -257,3 +257,17 @@ def test_a_file_that_is_not_matlab(tmp_path):
     path.write_text("these are not MATLAB data\n" * 20)
     with pytest.raises(DamagedFileError, match=r"notes\.mat: cannot be read as a MATLAB \.mat file"):
         R.load_mat(path)
+
+
+def test_one_based_split_below_n_is_detected(tmp_path):
+    """A 1-based split whose largest index is below n passes the range check; no split lists row 0 and the
+    smallest index is 1, so it is refused (saying so) unless the user states that row 0 is unused."""
+    path = bundle(tmp_path / "matlab.npz", split_query=np.arange(1, 11), split_database=np.arange(11, 91))
+    with pytest.raises(ValueError, match=r"matlab\.npz: .*never list row 0.*look 1-based.*Subtract 1.*"
+                                         r"check_index_base=false"):
+        BundleDataModule(path=path).setup()
+    dm = BundleDataModule(path=path, check_index_base=False)
+    dm.setup()
+    assert sorted(dm.split.query) == list(range(1, 11))
+    fixed = bundle(tmp_path / "fixed.npz", split_query=np.arange(0, 10), split_database=np.arange(10, 90))
+    BundleDataModule(path=fixed).setup()   # 0-based: row 0 listed, accepted

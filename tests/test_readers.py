@@ -857,28 +857,35 @@ def test_features_random_backbone_cached(tmp_path, monkeypatch):
     import timm
     import torch
 
+    from lightning_hash.nn.backbone import BackbonePreprocess
+
     imgs = rng.integers(0, 256, (5, 20, 20, 3), dtype=np.uint8)
     with pytest.warns(UserWarning, match="randomly initialised"):
         f1 = R.extract_features(imgs, "resnet18", pretrained=False, image_size=32, cache=tmp_path, device="cpu")
     assert f1.shape == (5, 512) and f1.dtype == np.float32
-    # reference: the same model (seed 0) applied by hand to resized, normalised images
+    # reference: the same model (seed 0) applied by hand to images in timm's evaluation transform at 32 px
+    # (resnet18: bicubic, crop_pct 0.95 -> resize to floor(32 / 0.95) = 33, centre crop 32 from row/col
+    # round(0.5) = 0, ImageNet mean/std)
     torch.manual_seed(0)
     ref_model = timm.create_model("resnet18", pretrained=False, num_classes=0).eval()
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
-    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    x = torch.nn.functional.interpolate(x, size=(33, 33), mode="bicubic", align_corners=False,
+                                        antialias=True).clamp(0, 1)[..., 0:32, 0:32]
     x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        np.testing.assert_allclose(f1, ref_model(x).numpy(), rtol=1e-4, atol=1e-5)
-    assert len(list((tmp_path / "features").glob("resnet18-*.npy"))) == 1
+        np.testing.assert_allclose(f1, ref_model(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert len(list((tmp_path / "features").glob("images-resnet18-*.npy"))) == 1
+    assert BackbonePreprocess.from_model(ref_model).crop_pct == 0.95
 
     def boom(*a, **k):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(timm, "create_model", boom)
+    import lightning_hash.features.extract as X
+    monkeypatch.setattr(X, "extract_features", boom)
     with pytest.warns(UserWarning):
         f2 = R.extract_features(imgs, "resnet18", pretrained=False, image_size=32, cache=tmp_path)
     np.testing.assert_array_equal(f1, f2)
-    with pytest.raises(AssertionError):  # different input -> new key -> model needed
+    with pytest.raises(AssertionError):  # different input -> new key -> extraction needed
         with pytest.warns(UserWarning):
             R.extract_features(imgs[:4], "resnet18", pretrained=False, image_size=32, cache=tmp_path)
 

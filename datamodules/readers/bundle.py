@@ -28,7 +28,9 @@ Strings are stored as numpy unicode arrays in ``.npz`` (no pickled objects: the 
 
 Published splits
 ----------------
-Each ``split_<name>`` must be a non-empty 1-d integer array of distinct row indices in ``[0, n)``; anything else
+Each ``split_<name>`` must be a non-empty 1-d integer array of distinct row indices in ``[0, n)``, and splits
+that look 1-based (no split lists row 0 and the smallest index is 1) are refused unless ``check_index_base=False``;
+anything else
 (float or boolean arrays, an empty array, a row listed twice, a negative or out-of-range index, a key whose name
 is not one of the names above, such as ``split_querry``) is an error naming the file and the key, with the
 closest known name when there is one. A split under another name is accepted only when a protocol argument
@@ -175,7 +177,21 @@ def _unknown_split(src: str, key: str, accepted: Sequence[str]) -> ValueError:
                       f"name is read only when a protocol argument names it (e.g. query_pool='{name}')")
 
 
-def read_bundle(path: PathLike, *, split_names: Iterable[str] = ()) -> DatasetArrays:
+def _check_zero_based(src: str, splits: Dict[str, np.ndarray], n: int) -> None:
+    """Refuse split indices that look 1-based (MATLAB): no split lists row 0 and the smallest index is 1."""
+    if not splits:
+        return
+    lo = min(int(v.min()) for v in splits.values())
+    hi = max(int(v.max()) for v in splits.values())
+    if lo == 1:
+        raise ValueError(f"{src}: the published splits ({', '.join('split_' + k for k in splits)}) never list row 0 "
+                         f"and their smallest index is 1 (largest {hi}, {n} items): they look 1-based (MATLAB), "
+                         "but bundle indices are 0-based and would select the wrong items. Subtract 1 from them; "
+                         "if row 0 is deliberately in no split, pass check_index_base=False "
+                         "(--set data.check_index_base=false)")
+
+
+def read_bundle(path: PathLike, *, split_names: Iterable[str] = (), check_index_base: bool = True) -> DatasetArrays:
     """Read a generic bundle (see the module docstring for the format).
 
     Parameters
@@ -185,6 +201,10 @@ def read_bundle(path: PathLike, *, split_names: Iterable[str] = ()) -> DatasetAr
     split_names:
         further ``split_<name>`` names to accept besides :data:`KNOWN_SPLITS` (names a protocol argument
         refers to, e.g. a custom ``query_pool``).
+    check_index_base:
+        refuse splits that look 1-based: no split lists row 0 and the smallest index is 1 (a 1-based split
+        whose largest index is below ``n`` would otherwise pass, shifted by one row). ``False`` when row 0 is
+        deliberately in no split.
 
     Returns
     -------
@@ -248,6 +268,8 @@ def read_bundle(path: PathLike, *, split_names: Iterable[str] = ()) -> DatasetAr
             modalities[k] = as_features(v if v.ndim == 2 else v[:, None], src, k)
     if not modalities:
         raise ValueError(f"{src}: no modality arrays (keys found: {sorted(data)}). Expected layout: {BUNDLE_LAYOUT}")
+    if check_index_base:
+        _check_zero_based(src, splits, n)
     return DatasetArrays(modalities=modalities, labels=labels, class_names=class_names, fixed_splits=splits,
                          class_semantics=semantics, source=src)
 

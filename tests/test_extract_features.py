@@ -139,7 +139,7 @@ def test_script_writes_a_bundle_run_py_reads(tmp_path, monkeypatch, capsys):
     assert {k: len(v) for k, v in b.fixed_splits.items()} == {"train": 20, "test": 20}
     prov = json.loads(Path(str(out) + ".json").read_text())
     assert prov["weights"] == {"random_init_seed": 0} and prov["num_items"] == 40
-    from lightning_hash.nn.weight_packages import file_sha256
+    from lightning_hash.cache import file_sha256
     assert prov["bundle_sha256"] == file_sha256(out)
     with pytest.raises(SystemExit, match="exists; pass --overwrite"):
         extract_features.main(argv)
@@ -157,6 +157,8 @@ def test_script_writes_a_bundle_run_py_reads(tmp_path, monkeypatch, capsys):
                     "--output", str(tmp_path / "run"), "--set", "data.ignore_published_split=true",
                     "--set", "data.n_query=10", "--set", "data.n_val=5",
                     "--set", "method.eval_map_at=[5]", "--set", "method.eval_precision_at=[5]"])
+    assert res["data_file"]["sha256"] == file_sha256(out)
+    assert res["data_file"]["provenance"]["weights"] == {"random_init_seed": 0}
     maps = [v for k, v in res["metrics"].items() if k.startswith("test/mAP@all/")]
     assert maps and all(0 <= v <= 1 for v in maps), res["metrics"]
 

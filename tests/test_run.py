@@ -161,3 +161,12 @@ def test_last_checkpoint_is_rewritten_every_epoch_even_without_improvement(tmp_p
     assert sorted(p.name for p in ckpts.glob("best-*.ckpt")) == ["best-epoch000.ckpt"]
     best_state = [v for k, v in last["callbacks"].items() if "val/" in k][0]
     assert best_state["best_model_path"].endswith("best-epoch000.ckpt")
+
+
+def test_final_table_marks_missing_cells_instead_of_printing_nan():
+    from lightning_hash.experiment import format_table
+
+    text = format_table({"test/PED/image": 0.25, "test/mAP@all/image->image": 0.5, "test/mAP@all/mean": 0.5})
+    lines = text.splitlines()
+    assert "nan" not in text.lower()
+    assert lines[1].split() == ["image", "0.2500", "-"] and lines[2].split() == ["image->image", "-", "0.5000"]

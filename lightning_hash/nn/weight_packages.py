@@ -39,7 +39,6 @@ configuration for ``tf_efficientnet_lite*`` already gives; MobileNetV2 takes Ima
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..cache import file_sha256
 from .checkpoints import CheckpointError, classifier_prefixes, load_checkpoint_strict, read_state_dict
 
 __all__ = ["WeightPackage", "WEIGHT_PACKAGES", "weight_package", "package_weights_file", "package_state_dict",
@@ -169,15 +169,6 @@ def load_package_weights(model: nn.Module, name: str, *, architecture: Optional[
                           target_head=classifier_prefixes(model), source_name=str(path),
                           target_name=f"timm {pkg.architecture}")
     load_checkpoint_strict(model, mapped, model_name=pkg.architecture, allowed_prefixes=())
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_identity(*, weights: Optional[str] = None, checkpoint: Optional[Path] = None,

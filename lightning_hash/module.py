@@ -95,19 +95,32 @@ class HashingModule(pl.LightningModule):
         """Refuse retrieval tasks this method cannot serve (``run.py`` calls it before training; evaluation too).
 
         A single-modal method (``cross_modal = False``) fits independent codes per modality, so a cross-modal
-        task would score at chance level: a meaningless figure, refused with what to set instead.
+        task would score at chance level: a meaningless figure, refused with what to set instead. A task with a
+        modality the method does not encode (:meth:`encodable_modalities`, e.g. class word vectors for a
+        variant without semantics) is refused here too, rather than failing at the first validation.
         """
+        name = getattr(self, "method_name", type(self).__name__.lower())
+        allowed = self.encodable_modalities()
+        if allowed is not None:
+            foreign = [t.name for t in tasks if t.query not in allowed or t.database not in allowed]
+            if foreign:
+                raise ValueError(f"{name} encodes only {list(allowed)}: it cannot serve the task(s) {foreign}. Leave "
+                                 "them out (class-vector queries: --set data.class_queries=null; or name the tasks "
+                                 "with --set \"data.tasks=[...]\")")
         if self.cross_modal:
             return
         crossing = [t.name for t in tasks if t.query != t.database]
         if crossing:
-            name = getattr(self, "method_name", type(self).__name__.lower())
             first = tasks[0].query if tasks else "image"
             raise ValueError(
                 f"{name} is single-modal: it cannot serve the cross-modal task(s) {crossing} (its codes of two "
                 f"modalities are unrelated, so they would score at chance). Serve one modality, e.g. "
                 f"--set \"data.modalities=[{first}]\" (or --set \"data.tasks=[{first}->{first}]\"), or use a "
                 "cross-modal method (cca_itq, cvh, cmfh, djsrh)")
+
+    def encodable_modalities(self) -> Optional[Sequence[str]]:
+        """The modalities :meth:`encode` serves, when a method knows them before setup (``None``: any)."""
+        return None
 
     # ------------------------------------------------------------------ helpers for subclasses
     @property

@@ -252,3 +252,16 @@ def test_run_py_digits_default_resume_and_checkpoint_rebuild(tmp_path):
     res2 = run("--resume", "last", "--max-epochs", "3")
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 2
     assert np.isfinite(res2["metrics"]["test/mAP@all/image->image"])
+
+
+def test_variant_without_semantics_refuses_class_queries_before_training():
+    """vsb2net_nosem cannot encode class word vectors: a TBIR task is refused by check_tasks (run.py calls it
+    before training), not at the first validation."""
+    from lightning_hash import methods
+    from lightning_hash.contract import RetrievalTask
+
+    m = methods.create("vsb2net_nosem", bits=8, image_dim=6)
+    m.check_tasks([RetrievalTask("image", "image")])
+    with pytest.raises(ValueError, match=r"encodes only \['image'\].*word_vectors->image.*data.class_queries=null"):
+        m.check_tasks([RetrievalTask("image", "image"), RetrievalTask("word_vectors", "image")])
+    methods.create("vsb2net", bits=8, image_dim=6).check_tasks([RetrievalTask("word_vectors", "image")])

@@ -463,6 +463,9 @@ class VSB2Net(HashingModule):
         """Semantic Hamming vectors ``s = tanh(f(w))`` of word vectors ``W [n, d]`` (``mapping="hamming"``)."""
         return self.semantic_net(W)
 
+    def encodable_modalities(self):
+        return [self.image_key] + ([self.text_key] if self.uses_word_vectors else [])
+
     def encode(self, batch, modality):
         if modality == self.image_key:
             return self.image_net(batch[modality])

@@ -95,8 +95,9 @@ def point_argv(point: Dict[str, Any]) -> List[str]:
 
 
 def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] = None, reuse: bool = False,
-             callbacks: Sequence = ()) -> List[Path]:
-    """Run every point (or reuse its finished run); the run folders, in grid order."""
+             callbacks: Sequence = (), table_only: bool = False) -> List[Path]:
+    """Run every point (or reuse its finished run); the run folders, in grid order. ``table_only``: run
+    nothing, return the finished runs and say which points are missing."""
     from lightning_hash.experiment import build_parser, default_output, main, resolve_config
 
     runs = dict(grid["runs"])
@@ -112,7 +113,11 @@ def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] 
         args = build_parser().parse_args(argv)
         args.method, args.bits, args.seed = args.method[0], (args.bits or [None])[0], args.seed[0]
         folder = default_output(resolve_config(args), str(output))
-        if reuse and (folder / "results.json").is_file():
+        if table_only:
+            if not (folder / "results.json").is_file():
+                print(f"[bench] not run yet: {folder}", flush=True)
+                continue
+        elif reuse and (folder / "results.json").is_file():
             print(f"[bench] reusing {folder}", flush=True)
         else:
             main(argv + ["--output", str(folder)], callbacks=callbacks)
@@ -143,6 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the grid's seeds")
     p.add_argument("--output", default=None, help="root of the run folders (default runs/bench/<grid name>)")
     p.add_argument("--reuse", action="store_true", help="read finished runs already in --output")
+    p.add_argument("--table-only", action="store_true", help="run nothing: the table of the finished runs in "
+                                                             "--output, naming the points not run yet")
     p.add_argument("--data", default=None, help="the data of every run (a grid whose data is a file you make, "
                                                 "e.g. extracted features, says 'data: REQUIRED')")
     args = p.parse_args(argv)
@@ -152,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     if grid["runs"].get("data") == "REQUIRED":
         raise SystemExit(f"{args.grid}: this grid runs on a file you make (see its header); pass it with --data FILE")
     output = Path(args.output or Path("runs") / "bench" / Path(args.grid).stem)
-    folders = run_grid(grid, output, args.seeds, args.reuse)
+    folders = run_grid(grid, output, args.seeds, args.reuse, table_only=args.table_only)
     text = (grid.get("description") or "").strip() + "\n\n" + table(grid, folders)
     print(text)
     return text

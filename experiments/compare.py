@@ -118,7 +118,8 @@ def read_paper(path: Optional[str]) -> Dict[tuple, float]:
 # ---------------------------------------------------------------------------------------------- summary
 def summarize(records: Sequence[Dict[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS, split: str = "test",
               paper: Optional[Dict[tuple, float]] = None) -> List[Dict[str, Any]]:
-    """Rows ``method, data, bits, task, metric, mean, std, n, seeds, paper``, sorted; ``std`` with ``ddof=1``."""
+    """Rows ``method, data, bits, task, metric, mean, std, n, seeds, paper``, sorted; ``std`` with ``ddof=1``
+    (``None`` for a single seed: one run has no spread to report)."""
     groups: Dict[tuple, List[tuple]] = defaultdict(list)
     for r in records:
         for key, value in r["metrics"].items():
@@ -131,7 +132,7 @@ def summarize(records: Sequence[Dict[str, Any]], metrics: Sequence[str] = DEFAUL
         values.sort()
         x = np.array([v for _, v in values])
         rows.append({"method": method, "data": data, "bits": bits, "task": task, "metric": metric,
-                     "mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "n": len(x),
+                     "mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else None, "n": len(x),
                      "seeds": " ".join(str(s) for s, _ in values),
                      "paper": (paper or {}).get((method, data, metric, task, bits))})
     metric_order = {m: i for i, m in enumerate(metrics)}
@@ -146,7 +147,8 @@ def write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "paper": "" if r["paper"] is None else r["paper"]})
+            writer.writerow({**r, "paper": "" if r["paper"] is None else r["paper"],
+                             "std": "" if r["std"] is None else r["std"]})
 
 
 def markdown(rows: Sequence[Dict[str, Any]], split: str = "test") -> str:
@@ -159,7 +161,7 @@ def markdown(rows: Sequence[Dict[str, Any]], split: str = "test") -> str:
         cells: Dict[tuple, Dict[str, str]] = defaultdict(dict)
         seeds: Dict[tuple, int] = {}
         for r in items:
-            text = f"{r['mean']:.3f} ± {r['std']:.3f}"
+            text = f"{r['mean']:.3f}" + ("" if r["std"] is None else f" ± {r['std']:.3f}")
             if r["paper"] is not None:
                 text += f" ({r['paper']:.3f})"
             cells[(r["method"], r["bits"])][r["task"]] = text
@@ -194,7 +196,7 @@ def plot_metric_vs_bits(rows: Sequence[Dict[str, Any]], data: str, metric: str, 
         for i, method in enumerate(methods):
             pts = sorted((r["bits"], r["mean"], r["std"]) for r in items if r["task"] == task and r["method"] == method)
             color = colors[i % len(colors)]
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0.0 for p in pts], marker="o", capsize=3,
                         color=color, label=method)
             reported = sorted((b, v) for (m, d, me, t, b), v in (paper or {}).items()
                               if (m, d, me, t) == (method, data, metric, task))

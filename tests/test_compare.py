@@ -86,12 +86,13 @@ def test_table_mean_std_match_numpy(sweep):
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_metric_choice_and_single_seed_std_zero(sweep, tmp_path):
+def test_metric_choice_and_single_seed_has_no_std(sweep, tmp_path):
     root, truth = sweep
     res = compare.main([str(root / "runs" / "djsrh" / "wiki" / "16bits" / "seed0" / "results.json"),
                         "--out", str(tmp_path / "one"), "--metrics", "P@100", "--no-plots"])
     assert {r["metric"] for r in res["rows"]} == {"P@100"}
-    assert all(r["std"] == 0.0 and r["n"] == 1 for r in res["rows"])
+    assert all(r["std"] is None and r["n"] == 1 for r in res["rows"])   # one run: no spread, not "± 0.000"
+    assert " ± 0.000" not in compare.markdown(res["rows"])
     assert res["images"] == []
 
 

@@ -90,9 +90,8 @@ def glove_class_semantics(arrays: DatasetArrays, aliases: Optional[Mapping[str, 
 
 def _word2vec_cifar10(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
                       ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
-    if aliases:
-        raise ValueError("class_vector_aliases apply to 'glove'; the CIFAR-10 word2vec names are fixed "
-                         "(CIFAR10_WORD2VEC_NAMES)")
+    """``word_vectors`` and ``attributes`` of the CIFAR-10 names; the names are fixed
+    (:data:`CIFAR10_WORD2VEC_NAMES`), so ``aliases`` (GloVe's) do not apply."""
     from .files import default_root
     out = cifar10_class_semantics(arrays, default_root("semantics", "sketch_word2vec"))
     return out, {c: [f"{CIFAR10_WORD2VEC_NAMES[c][0]}:{CIFAR10_WORD2VEC_NAMES[c][1]}"] for c in arrays.class_names}
@@ -105,8 +104,14 @@ CLASS_VECTOR_SOURCES: Dict[str, Callable[..., Tuple[DatasetArrays, Dict[str, Lis
 
 def add_class_vectors(arrays: DatasetArrays, sources: Sequence[str], aliases: Optional[Mapping[str, str]] = None
                       ) -> Tuple[DatasetArrays, Dict[str, Dict[str, List[str]]]]:
-    """``arrays`` with the class semantics of every source added, and ``{source: {class: words}}``."""
+    """``arrays`` with the class semantics of every source added, and ``{source: {class: words}}``.
+
+    ``aliases`` are GloVe's look-up words: given without the ``glove`` source they would change nothing, which is
+    an error rather than a silently ignored setting."""
+    if aliases and "glove" not in sources:
+        raise ValueError(f"class_vector_aliases apply to the 'glove' class vectors, which class_vectors "
+                         f"{list(sources)} does not include")
     words = {}
     for s in sources:
-        arrays, words[s] = CLASS_VECTOR_SOURCES[s](arrays, aliases if s == "glove" else None)
+        arrays, words[s] = CLASS_VECTOR_SOURCES[s](arrays, aliases)
     return arrays, words

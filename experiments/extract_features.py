@@ -96,7 +96,10 @@ def subset(arrays, rows):
     for k, v in arrays.fixed_splits.items():
         kept = pos[np.asarray(v)]
         kept = kept[kept >= 0]
-        (splits.__setitem__(k, kept) if len(kept) else dropped.append(k))
+        if len(kept):
+            splits[k] = kept
+        else:
+            dropped.append(k)
     if dropped:
         dropped, splits = sorted(arrays.fixed_splits), {}
     return replace(arrays, modalities={k: v[rows] for k, v in arrays.modalities.items()},
@@ -107,20 +110,21 @@ def main(argv=None) -> Path:
     import torch
 
     from datamodules.readers import write_bundle
-    from lightning_hash.cache import default_cache_dir
+    from lightning_hash.cache import default_cache_dir, file_sha256
     from lightning_hash.features.extract import build_extractor, cached_features, interleaved_rows, summary
-    from lightning_hash.cache import file_sha256
 
     args = build_parser().parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        raise SystemExit(f"--limit must be a positive number of items, got {args.limit}")
+    for flag, value in (("--limit", args.limit), ("--threads", args.threads), ("--batch-size", args.batch_size),
+                        ("--chunk-size", args.chunk_size)):
+        if value is not None and value < 1:
+            raise SystemExit(f"{flag} must be a positive integer, got {value}")
     out = None if args.output is None else Path(args.output).expanduser()
     if out is not None:
         if out.suffix.lower() not in (".npz", ".h5", ".hdf5"):
             raise SystemExit(f"--output {out}: a bundle file ends in .npz or .h5")
         if out.exists() and not args.overwrite:
             raise SystemExit(f"--output {out} exists; pass --overwrite to replace it, or name another file")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     t0 = time.time()
     arrays, modality = image_arrays(args.data, args.data_root)

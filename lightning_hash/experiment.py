@@ -700,6 +700,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
     model = build_method(cfg, dm)
     model.check_tasks(dm.tasks)   # e.g. a single-modal method on a cross-modal task: refused before training
     degenerate = check_evaluation_sizes(model, dm, allow=getattr(args, "allow_degenerate", False))
+    data_file = data_file_record(cfg["data_arg"])   # a provenance file naming another bundle: refused before training
     logger = build_logger(args, cfg, output, keep_log_rows)
     trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:
@@ -738,7 +739,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         "code_stats": model.test_code_stats,
         "warnings": degenerate,   # figures the evaluation sets could not support (--allow-degenerate)
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
-        "split_file": str(output / SPLIT_FILE), "data_file": data_file_record(cfg["data_arg"]), "config": cfg,
+        "split_file": str(output / SPLIT_FILE), "data_file": data_file, "config": cfg,
         "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
                     "strategy": str(args.strategy), "world_size": trainer.world_size},
         "versions": library_versions(),

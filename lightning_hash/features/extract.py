@@ -153,11 +153,12 @@ def extract_features(images: np.ndarray, extractor: Extractor, work_dir: PathLik
     meta = {"n": n, "image_shape": list(images.shape[1:]), "chunk_size": chunk_size, "batch_size": batch_size,
             "backbone": extractor.backbone, "weights": extractor.weights, "transform": extractor.transform(),
             "num_features": extractor.num_features, "version": FEATURE_VERSION}
+    meta = json.loads(json.dumps(meta))   # as it reads back from meta.json (tuples become lists)
     meta_file = work / "meta.json"
     if meta_file.is_file():
         old = json.loads(meta_file.read_text())
-        if old != json.loads(json.dumps(meta)):
-            diff = sorted(k for k in set(old) | set(meta) if old.get(k) != json.loads(json.dumps(meta)).get(k))
+        if old != meta:
+            diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
             raise ValueError(f"{work}: holds an extraction with other settings (differ: {diff}); remove the folder "
                              "or use another cache folder")
     else:
@@ -231,7 +232,7 @@ def leave_one_out_1nn(features: np.ndarray, labels: np.ndarray, *, block: int = 
 def summary(features: np.ndarray, labels: Sequence[int]) -> Dict[str, float]:
     """Figures printed after an extraction: the leave-one-out 1-NN accuracy (up to 20,000 items)."""
     labels = np.asarray(labels)
-    out: Dict[str, float] = {"num_items": float(len(features)), "dim": float(features.shape[1])}
+    out: Dict[str, float] = {"num_items": len(features), "dim": int(features.shape[1])}
     if labels.ndim == 1 and 2 <= len(labels) <= 20000:
         out["loo_1nn_accuracy"] = leave_one_out_1nn(features, labels)
     return out

@@ -126,8 +126,8 @@ def create_backbone(name: str, *, pretrained: bool = True, checkpoint: Optional[
         if features_only:
             full = _seeded_model(name, 0, num_classes=0)
             load_package_weights(full, weights, architecture=name)
-            return _features_from(name, full, str(pkg.name), **{k: v for k, v in kwargs.items()
-                                                                 if k != "features_only"}).eval()
+            return _features_from(name, full, pkg.name,
+                                  **{k: v for k, v in kwargs.items() if k != "features_only"}).eval()
         model = _seeded_model(name, seed, **kwargs)
         load_package_weights(model, weights, architecture=name)
         return model.eval()

@@ -12,6 +12,10 @@ A grid file (YAML) holds:
   ``results.json``), in ``<output>/<method>/<data>/<bits>bits/seed<seed>``;
 * ``per_method``: ``{method: {set: {key: value}}}``, ``--set`` values for one method's runs only (added to
   ``runs.set``; e.g. a constructor argument the other methods do not take);
+* ``variants``: ``{label: {method: <registered method>, set: {key: value}}}``: a configuration of a method under
+  its own label (an ablation, a setting of a parameter study); ``runs.method`` lists labels beside methods, and
+  each variant runs as ``run.py --method <method> --name <label>`` with its ``set`` added, in
+  ``<output>/<label>/...``, and is its own row of the table;
 * ``table``: ``metrics`` (metric names as in ``results.json``) and optionally ``tasks``;
 * ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours;
   a data name (e.g. ``cifar10_vgg16``) to take the figures filed under that name (a paper's features that a
@@ -32,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-GRID_KEYS = {"description", "runs", "per_method", "table", "paper"}
+GRID_KEYS = {"description", "runs", "per_method", "variants", "table", "paper"}
 
 
 def read_grid(path: str) -> Dict[str, Any]:
@@ -55,6 +59,7 @@ def read_grid(path: str) -> Dict[str, Any]:
         raise ValueError(f"{p}: 'table' must name the 'metrics' to print")
     per_method = grid.get("per_method") or {}
     methods = runs["method"] if isinstance(runs["method"], list) else [runs["method"]]
+    check_variants(p, grid.get("variants"), methods)
     for m, extra in per_method.items():
         if m not in methods or not isinstance(extra, dict) or set(extra) - {"set"}:
             raise ValueError(f"{p}: per_method.{m} must be a method of runs.method {methods} holding only 'set'")
@@ -62,6 +67,30 @@ def read_grid(path: str) -> Dict[str, Any]:
         if reserved in runs:
             raise ValueError(f"{p}: runs.{reserved} is set by bench.py (use --output / --reuse)")
     return grid
+
+
+def check_variants(path: Path, variants: Any, labels: Sequence[str]) -> None:
+    """Each variant: a folder-name label that is not itself a method, ``method`` a registered method, only
+    ``method`` and ``set``; every variant is used in ``runs.method`` (an unused one is a typo)."""
+    from lightning_hash import methods
+    from lightning_hash.experiment import RUN_NAME
+
+    if variants is None:
+        return
+    if not isinstance(variants, dict):
+        raise ValueError(f"{path}: 'variants' must map labels to {{method: ..., set: {{...}}}}")
+    registered = set(methods.available())
+    for label, spec in variants.items():
+        where = f"{path}: variants.{label}"
+        if not RUN_NAME.fullmatch(str(label)) or label in registered:
+            raise ValueError(f"{where}: a label is a folder name (letters, digits, _ . + -) that is not a method's "
+                             "own name")
+        if not isinstance(spec, dict) or set(spec) - {"method", "set"} or spec.get("method") not in registered:
+            raise ValueError(f"{where} must hold 'method' (one of {sorted(registered)}) and optionally 'set'")
+        if not isinstance(spec.get("set") or {}, dict):
+            raise ValueError(f"{where}.set must map --set keys to values")
+        if label not in labels:
+            raise ValueError(f"{where} is not listed in runs.method {list(labels)}")
 
 
 def grid_points(runs: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -105,8 +134,13 @@ def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] 
         runs["seed"] = list(seeds)
     folders = []
     per_method = grid.get("per_method") or {}
+    variants = grid.get("variants") or {}
     for point in grid_points(runs):
-        extra = (per_method.get(point["method"]) or {}).get("set") or {}
+        label = point["method"]
+        extra = dict((per_method.get(label) or {}).get("set") or {})
+        if label in variants:
+            extra.update(variants[label].get("set") or {})
+            point = {**point, "method": variants[label]["method"], "name": label}
         if extra:
             point = {**point, "set": {**(point.get("set") or {}), **extra}}
         argv = point_argv(point)

@@ -48,9 +48,9 @@ def _record_from_results(path: Path) -> Dict[str, Any]:
     missing = {"method", "data", "bits", "seed", "metrics"} - set(content)
     if missing:
         raise ValueError(f"{path}: not a run.py results.json (missing {sorted(missing)})")
-    return {"method": content["method"], "data": content["data"], "bits": int(content["bits"]),
-            "seed": int(content["seed"]), "metrics": content["metrics"], "curves": content.get("curves") or {},
-            "source": str(path)}
+    return {"method": content.get("name") or content["method"], "data": content["data"],
+            "bits": int(content["bits"]), "seed": int(content["seed"]), "metrics": content["metrics"],
+            "curves": content.get("curves") or {}, "source": str(path)}
 
 
 def _record_from_wandb(folder: Path) -> Dict[str, Any]:
@@ -62,7 +62,8 @@ def _record_from_wandb(folder: Path) -> Dict[str, Any]:
         raise ValueError(f"{folder}: W&B run config lacks {sorted(missing)}")
     metrics = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool) and k.count("/") == 2}
-    return {"method": cfg["method"], "data": cfg["data"], "bits": int(cfg["bits"]), "seed": int(cfg["seed"]),
+    return {"method": cfg.get("name") or cfg["method"], "data": cfg["data"], "bits": int(cfg["bits"]),
+            "seed": int(cfg["seed"]),
             "metrics": metrics, "curves": {}, "source": str(folder)}
 
 
@@ -85,7 +86,8 @@ def _expand(inputs: Iterable[str]) -> List[Path]:
 
 
 def collect(inputs: Iterable[str]) -> List[Dict[str, Any]]:
-    """One record per run: ``method, data, bits, seed, metrics, curves, source``."""
+    """One record per run: ``method, data, bits, seed, metrics, curves, source``; ``method`` is the run's
+    ``--name`` (the method itself unless the run was labelled as a variant)."""
     paths = _expand(inputs)
     with_results = {p.parent.resolve() for p in paths if p.is_file()}
     records = []

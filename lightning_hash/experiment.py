@@ -105,6 +105,17 @@ def _positive_int(flag: str):
     return parse
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def _run_name(value: str) -> str:
+    """``--name``: one folder name (letters, digits, ``_ . + -``; no separators, no leading dot)."""
+    if not RUN_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"--name expects letters, digits and _ . + - (one folder name, starting "
+                                         f"with a letter or digit), got '{value}'")
+    return value
+
+
 def _prog() -> str:
     """``run.py`` or ``lightning-hash``: the name the user typed, for --help and error messages."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
@@ -116,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_prog(), description="Train and evaluate a hashing method on a retrieval benchmark.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--method", nargs="+", default=None, help="method name(s); several run as a grid")
+    p.add_argument("--name", default=None, type=_run_name,
+                   help="label of this configuration (default: the method name): the run folder "
+                        "runs/<name>/..., results.json 'name', the row of comparison tables and the W&B group; "
+                        "for a variant of a method, e.g. --method vsb2net --name vsb2net-rec --set method.mu_rec=0")
     p.add_argument("--data", default="digits", help="dataset name or path to a .npz/.h5 bundle")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files (default: per dataset)")
     p.add_argument("--bits", type=_positive_int("--bits"), nargs="+", default=None,
@@ -230,7 +245,8 @@ def resolve_config(args: argparse.Namespace, config_dir: Path = DEFAULT_CONFIG_D
     if "seed" in _constructor_params(args.method):   # methods that draw random numbers of their own
         cfg["method"]["seed"] = args.seed
     cfg["trainer"].setdefault("max_epochs", 50)
-    cfg.update(method_name=args.method, data_name=data_name, data_arg=args.data, bits=bits, seed=args.seed)
+    cfg.update(method_name=args.method, name=getattr(args, "name", None) or args.method, data_name=data_name,
+               data_arg=args.data, bits=bits, seed=args.seed)
     return cfg
 
 
@@ -317,8 +333,13 @@ def check_devices(args: argparse.Namespace) -> None:
         args.strategy = "ddp"
 
 
+def run_label(cfg: Dict[str, Any]) -> str:
+    """The run's ``--name`` (its method for a configuration saved before ``--name`` existed)."""
+    return cfg.get("name") or cfg["method_name"]
+
+
 def default_output(cfg: Dict[str, Any], root: str = "runs") -> Path:
-    return Path(root) / cfg["method_name"] / cfg["data_name"] / f"{cfg['bits']}bits" / f"seed{cfg['seed']}"
+    return Path(root) / run_label(cfg) / cfg["data_name"] / f"{cfg['bits']}bits" / f"seed{cfg['seed']}"
 
 
 def resolve_resume(resume: Optional[str], output: Path) -> Optional[str]:
@@ -468,6 +489,9 @@ def grid(args: argparse.Namespace) -> List[argparse.Namespace]:
     if not args.method and (args.resume is None or args.output is None):
         raise ValueError("--method is required (or a --sweep file with 'method:'); to continue a run, pass "
                          "--resume last with --output <run folder> (or the flags that name its default folder)")
+    if getattr(args, "name", None) and len(args.method or []) > 1:
+        raise ValueError(f"--name labels the runs of one method, got --method {' '.join(args.method)}; run each "
+                         "variant on its own (bench.py grids: 'variants')")
     bits_values = args.bits or [None]
     points = [(m, b, s) for m in (args.method or [None]) for b in bits_values for s in args.seed]
     if len(set(points)) != len(points):
@@ -587,7 +611,8 @@ def check_resume_flags(args: argparse.Namespace, cfg: Dict[str, Any], output: Pa
     given = getattr(args, "explicit", set())
     missing = object()
     conflicts = []
-    for flag, dest, saved in (("--method", "method", cfg.get("method_name")), ("--data", "data", cfg.get("data_arg")),
+    for flag, dest, saved in (("--method", "method", cfg.get("method_name")), ("--name", "name", run_label(cfg)),
+                              ("--data", "data", cfg.get("data_arg")),
                               ("--bits", "bits", cfg.get("bits")), ("--seed", "seed", cfg.get("seed")),
                               ("--batch-size", "batch_size", cfg["data"].get("batch_size", missing)),
                               ("--data-root", "data_root", cfg["data"].get("root", missing)),
@@ -704,8 +729,8 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
     logger = build_logger(args, cfg, output, keep_log_rows)
     trainer = build_trainer(args, cfg, output, logger, model, callbacks)
     if logger:
-        logger.log_hyperparams({"method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"],
-                                "seed": cfg["seed"], "method_args": cfg["method"], "data_args": cfg["data"],
+        logger.log_hyperparams({"method": cfg["method_name"], "name": run_label(cfg), "data": cfg["data_name"],
+                                "bits": cfg["bits"], "seed": cfg["seed"], "method_args": cfg["method"], "data_args": cfg["data"],
                                 "trainer_args": cfg["trainer"]})
 
     start = time.time()
@@ -725,8 +750,8 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
     metrics = {k: float(v) for k, v in (test_out[0] if test_out else {}).items()}
     ckpt_cb = trainer.checkpoint_callback
     results = {
-        "method": cfg["method_name"], "data": cfg["data_name"], "bits": cfg["bits"], "seed": cfg["seed"],
-        "metrics": metrics,
+        "method": cfg["method_name"], "name": run_label(cfg), "data": cfg["data_name"], "bits": cfg["bits"],
+        "seed": cfg["seed"], "metrics": metrics,
         "metric_conventions": {
             "tie_break": model.tie_break, "empty_queries": "zero", "relevant": "shares at least one label",
             "mAP@K": "AP over the first K ranks, normalised by the relevant items within them",
@@ -751,7 +776,7 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         if logger and args.logger == "wandb":
             from lightning_hash.wandb_utils import log_final
             log_final(logger, results)
-        print(f"\n{cfg['method_name']} on {cfg['data_name']}, {cfg['bits']} bits, seed {cfg['seed']}")
+        print(f"\n{run_label(cfg)} on {cfg['data_name']}, {cfg['bits']} bits, seed {cfg['seed']}")
         print(format_table(metrics))
         print(f"results: {output / RESULTS_FILE}")
     return results

@@ -31,7 +31,8 @@ def wandb_mode() -> str:
 
 
 def run_identity(cfg: Dict[str, Any]) -> Dict[str, str]:
-    base = f"{cfg['method_name']}-{cfg['data_name']}-{cfg['bits']}bits"
+    from lightning_hash.experiment import run_label
+    base = f"{run_label(cfg)}-{cfg['data_name']}-{cfg['bits']}bits"
     return {"name": f"{base}-seed{cfg['seed']}", "group": base}
 
 
@@ -41,7 +42,9 @@ def make_wandb_logger(cfg: Dict[str, Any], output: Path, project: str, entity: O
 
     ident = run_identity(cfg)
     mode = wandb_mode()
-    all_tags = [cfg["method_name"], cfg["data_name"], f"{cfg['bits']}bits", f"seed{cfg['seed']}", *tags]
+    from lightning_hash.experiment import run_label
+    all_tags = [cfg["method_name"], run_label(cfg), cfg["data_name"], f"{cfg['bits']}bits", f"seed{cfg['seed']}",
+                *tags]
     return WandbLogger(project=project, entity=entity, name=ident["name"], group=group or ident["group"],
                        tags=list(dict.fromkeys(all_tags)), save_dir=str(output), offline=(mode == "offline"),
                        mode=mode, id=_stable_run_id(output), resume="allow", job_type="train")

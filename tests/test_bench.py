@@ -48,12 +48,51 @@ def test_grid_runs_through_run_py_and_prints_the_table(tmp_path):
     ("table: {metrics: [mAP@all]}\n", "'runs' must be a mapping"),
     ("runs: {method: itq, output: x}\ntable: {metrics: [mAP@all]}\n", "runs.output is set by bench.py"),
     ("runz: {}\n", "unknown keys \\['runz'\\]"),
+    ("runs: {method: [itq, lsh]}\nvariants: {lsh: {method: lsh}}\ntable: {metrics: [mAP@all]}\n",
+     "not a method's own name"),
+    ("runs: {method: [x]}\nvariants: {x: {method: nope}}\ntable: {metrics: [mAP@all]}\n", "must hold 'method'"),
+    ("runs: {method: [x]}\nvariants: {x: {method: itq, sett: {}}}\ntable: {metrics: [mAP@all]}\n",
+     "must hold 'method'"),
+    ("runs: {method: [itq]}\nvariants: {x: {method: itq}}\ntable: {metrics: [mAP@all]}\n", "not listed in runs.method"),
+    ("runs: {method: [a/b]}\nvariants: {a/b: {method: itq}}\ntable: {metrics: [mAP@all]}\n", "folder name"),
 ])
 def test_bad_grid_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "g.yaml"
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         bench.read_grid(str(path))
+
+
+def test_a_variant_is_its_own_run_folder_and_table_row(tmp_path):
+    """``variants``: one method under two labels; each runs as ``--method lsh --name <label>`` with its settings,
+    in its own folder, and the table has one row per label (two variants of one method never mix)."""
+    path = tmp_path / "grid.yaml"
+    path.write_text("""
+runs:
+  method: [lsh, lsh-k5]
+  bits: [8]
+  logger: none
+  no-progress-bar: true
+  set: {method.eval_map_at: [10]}
+variants:
+  lsh-k5: {method: lsh, set: {method.eval_map_at: [5]}}
+table:
+  metrics: [mAP@all]
+""")
+    grid = bench.read_grid(str(path))
+    folders = bench.run_grid(grid, tmp_path / "runs")
+    assert [f.relative_to(tmp_path / "runs").as_posix() for f in folders] == [
+        "lsh/digits/8bits/seed0", "lsh-k5/digits/8bits/seed0"]
+    import json
+    plain, variant = (json.loads((f / "results.json").read_text()) for f in folders)
+    assert (plain["method"], plain["name"]) == ("lsh", "lsh")
+    assert (variant["method"], variant["name"]) == ("lsh", "lsh-k5")
+    assert "test/mAP@5/image->image" in variant["metrics"] and "test/mAP@10/image->image" in plain["metrics"]
+    assert "test/mAP@10/image->image" not in variant["metrics"]
+    # same seed, same split, same closed-form LSH: the shared figure is identical, in two rows
+    assert variant["metrics"]["test/mAP@all/image->image"] == plain["metrics"]["test/mAP@all/image->image"]
+    text = bench.table(grid, folders)
+    assert "| lsh | 8 | 1 |" in text and "| lsh-k5 | 8 | 1 |" in text
 
 
 def test_shipped_grids_are_valid():

@@ -71,7 +71,8 @@ def test_fresh_run_into_a_finished_folder_is_refused_unless_overwrite(tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--bits", "32"), ("--seed", "5"), ("--method", "dvb"),
-                                         ("--set", "method.lr_image=0.5"), ("--batch-size", "7")])
+                                         ("--set", "method.lr_image=0.5"), ("--batch-size", "7"),
+                                         ("--name", "djsrh-variant")])
 def test_resume_refuses_flags_that_contradict_the_saved_run(tmp_path, flag, value):
     out = tmp_path / "run"
     main(FAST + ["--max-epochs", "1", "--output", str(out)])
@@ -79,6 +80,21 @@ def test_resume_refuses_flags_that_contradict_the_saved_run(tmp_path, flag, valu
     with pytest.raises(ValueError, match=rf"contradict it: {flag}.*may change only --max-epochs"):
         main(["--resume", "last", "--output", str(out), "--logger", "none", flag, value])
     assert _files(out) == before
+
+
+def test_name_labels_the_run_folder_and_results(tmp_path, capsys, monkeypatch):
+    """``--name``: the default folder is runs/<name>/..., results.json holds it beside the method; a name that is
+    not one folder name, or one name for several methods, is refused before anything runs."""
+    monkeypatch.chdir(tmp_path)   # the default folder is relative: runs/<name>/<data>/<bits>bits/seed<seed>
+    res = main(["--method", "lsh", "--name", "lsh-a", "--bits", "8", "--logger", "none", "--no-progress-bar"])
+    folder = tmp_path / "runs" / "lsh-a" / "digits" / "8bits" / "seed0"
+    assert (res["method"], res["name"]) == ("lsh", "lsh-a") and (folder / "results.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["--method", "lsh", "--name", "../x", "--logger", "none"])
+    assert "--name expects letters, digits" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--name labels the runs of one method"):
+        main(["--method", "lsh", "itq", "--name", "x", "--logger", "none", "--output", str(tmp_path / "g")])
+    assert not (tmp_path / "g").exists()
 
 
 def test_resume_accepts_the_saved_values_and_a_longer_max_epochs(tmp_path):

@@ -394,7 +394,7 @@ def build_logger(args: argparse.Namespace, cfg: Dict[str, Any], output: Path,
         from lightning_hash.run_folder import AppendingCSVLogger
         return AppendingCSVLogger(save_dir=str(output), name="csv", keep_before_step=keep_log_rows)
     from lightning_hash.wandb_utils import make_wandb_logger
-    return make_wandb_logger(cfg, output, project=args.wandb_project, entity=args.wandb_entity,
+    return make_wandb_logger(cfg, output, project=args.wandb_project, label=run_label(cfg), entity=args.wandb_entity,
                              group=args.wandb_group, tags=args.wandb_tags)
 
 

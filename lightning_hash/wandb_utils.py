@@ -30,20 +30,19 @@ def wandb_mode() -> str:
     return "offline"
 
 
-def run_identity(cfg: Dict[str, Any]) -> Dict[str, str]:
-    from lightning_hash.experiment import run_label
-    base = f"{run_label(cfg)}-{cfg['data_name']}-{cfg['bits']}bits"
+def run_identity(cfg: Dict[str, Any], label: str) -> Dict[str, str]:
+    """W&B name and group of a run whose configuration is labelled ``label`` (its ``--name``)."""
+    base = f"{label}-{cfg['data_name']}-{cfg['bits']}bits"
     return {"name": f"{base}-seed{cfg['seed']}", "group": base}
 
 
-def make_wandb_logger(cfg: Dict[str, Any], output: Path, project: str, entity: Optional[str] = None,
+def make_wandb_logger(cfg: Dict[str, Any], output: Path, project: str, label: str, entity: Optional[str] = None,
                       group: Optional[str] = None, tags: Sequence[str] = ()):
     from pytorch_lightning.loggers import WandbLogger
 
-    ident = run_identity(cfg)
+    ident = run_identity(cfg, label)
     mode = wandb_mode()
-    from lightning_hash.experiment import run_label
-    all_tags = [cfg["method_name"], run_label(cfg), cfg["data_name"], f"{cfg['bits']}bits", f"seed{cfg['seed']}",
+    all_tags = [cfg["method_name"], label, cfg["data_name"], f"{cfg['bits']}bits", f"seed{cfg['seed']}",
                 *tags]
     return WandbLogger(project=project, entity=entity, name=ident["name"], group=group or ident["group"],
                        tags=list(dict.fromkeys(all_tags)), save_dir=str(output), offline=(mode == "offline"),

@@ -163,8 +163,10 @@ class RetrievalDataModule(pl.LightningDataModule):
     class_vectors: class-vector sources to add to ``class_semantics`` from the class names
         (:data:`datamodules.zero_shot_semantics.CLASS_VECTOR_SOURCES`): ``"glove"`` (GloVe 6B 50-d of the class
         names, any dataset; adds ``glove`` and ``glove_attributes``, its sign pattern), ``"word2vec_cifar10"``
-        (the doodle2search word2vec of the CIFAR-10 names; adds ``word_vectors`` and ``attributes``). The words
-        used are recorded in :meth:`describe` (``class_vector_words``).
+        (the doodle2search word2vec of the CIFAR-10 names; adds ``word_vectors`` and ``attributes``),
+        ``"cub10_doc2vec"`` (CUB-10's mean doc2vec description per class; adds ``class_text`` and
+        ``attributes``), ``"char_ngrams"`` (character n-gram vectors of the names, the embedded digits' kind; adds
+        ``word_vectors``). The words used are recorded in :meth:`describe` (``class_vector_words``).
     class_vector_aliases: ``{class: "words"}`` to look a class up under other words (GloVe).
     **protocol_kwargs: shorthand for ``protocol_args`` entries (``n_query=500``), checked against the protocol.
 

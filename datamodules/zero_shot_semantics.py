@@ -13,6 +13,9 @@ matched to its classes) nor CIFAR-10 ships them; these functions derive them, de
   names ``automobile`` and ``bird`` are looked up as ``car_(sedan)`` and ``flying_bird``:
   :data:`CIFAR10_WORD2VEC_NAMES`), ``attributes`` = their sign pattern (``w > 0``, 300 binary attributes):
   CIFAR-10 has no attributes, so the word-vector space doubles as the attribute space.
+* :func:`char_ngram_class_semantics`: ``word_vectors`` = 64-d character 1-3-gram hashing vectors of the class
+  names (:func:`datamodules.digits.name_vectors`, the embedded digits' class vectors): spelling, not meaning,
+  for data without any class text (UCI handwritten, with ``class_names`` set to the digit words).
 * :func:`glove_class_semantics`: ``glove`` = the 50-d GloVe 6B vector of each class name (multi-word names
   averaged; :mod:`datamodules.readers.glove`), ``glove_attributes`` = their sign pattern, for any dataset.
 
@@ -88,6 +91,22 @@ def glove_class_semantics(arrays: DatasetArrays, aliases: Optional[Mapping[str, 
                                             "glove_attributes": (W > 0).astype(np.float32)}), words
 
 
+def _cub10_doc2vec(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
+                   ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
+    """``class_text`` and ``attributes`` from CUB-10's own descriptions (:func:`cub10_class_semantics`); no words
+    are looked up, so each class records ``["doc2vec class mean"]``."""
+    return cub10_class_semantics(arrays), {c: ["doc2vec class mean"] for c in arrays.class_names}
+
+
+def char_ngram_class_semantics(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
+                               ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
+    """``word_vectors`` = the character n-gram vectors of the class names (module docstring)."""
+    from .digits import name_vectors
+    names = list(arrays.class_names)
+    return (replace(arrays, class_semantics={**arrays.class_semantics, "word_vectors": name_vectors(names)}),
+            {c: [c] for c in names})
+
+
 def _word2vec_cifar10(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]] = None
                       ) -> Tuple[DatasetArrays, Dict[str, List[str]]]:
     """``word_vectors`` and ``attributes`` of the CIFAR-10 names; the names are fixed
@@ -99,7 +118,8 @@ def _word2vec_cifar10(arrays: DatasetArrays, aliases: Optional[Mapping[str, str]
 
 #: ``class_vectors`` source name -> function(arrays, aliases) -> (arrays with class semantics, words used)
 CLASS_VECTOR_SOURCES: Dict[str, Callable[..., Tuple[DatasetArrays, Dict[str, List[str]]]]] = {
-    "glove": glove_class_semantics, "word2vec_cifar10": _word2vec_cifar10}
+    "glove": glove_class_semantics, "word2vec_cifar10": _word2vec_cifar10, "cub10_doc2vec": _cub10_doc2vec,
+    "char_ngrams": char_ngram_class_semantics}
 
 
 def add_class_vectors(arrays: DatasetArrays, sources: Sequence[str], aliases: Optional[Mapping[str, str]] = None
@@ -113,5 +133,10 @@ def add_class_vectors(arrays: DatasetArrays, sources: Sequence[str], aliases: Op
                          f"{list(sources)} does not include")
     words = {}
     for s in sources:
-        arrays, words[s] = CLASS_VECTOR_SOURCES[s](arrays, aliases)
+        added, words[s] = CLASS_VECTOR_SOURCES[s](arrays, aliases)
+        replaced = sorted(k for k, v in arrays.class_semantics.items() if added.class_semantics.get(k) is not v)
+        if replaced:
+            raise ValueError(f"class_vectors '{s}' would replace the class semantics {replaced} the data already "
+                             f"has ({sorted(arrays.class_semantics)}); use another source or data without them")
+        arrays = added
     return arrays, words

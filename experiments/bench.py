@@ -11,11 +11,16 @@ A grid file (YAML) holds:
   (:func:`lightning_hash.experiment.main`: split recorded, checkpoint chosen on validation queries,
   ``results.json``), in ``<output>/<method>/<data>/<bits>bits/seed<seed>``;
 * ``per_method``: ``{method: {set: {key: value}}}``, ``--set`` values for one method's runs only (added to
-  ``runs.set``; e.g. a constructor argument the other methods do not take);
+  ``runs.set``; e.g. a constructor argument the other methods do not take); keyed by a registered method it
+  also applies to that method's variants, keyed by a variant's label to that variant only;
+* ``per_data``: ``{data: {set: {...}, per_method: {method: {set: {...}}}}}``, the same for one dataset's runs
+  (its modalities, split sizes, epochs; ``per_method`` inside it: one method's settings on that dataset), so
+  one grid can hold several datasets;
 * ``variants``: ``{label: {method: <registered method>, set: {key: value}}}``: a configuration of a method under
   its own label (an ablation, a setting of a parameter study); ``runs.method`` lists labels beside methods, and
   each variant runs as ``run.py --method <method> --name <label>`` with its ``set`` added, in
-  ``<output>/<label>/...``, and is its own row of the table;
+  ``<output>/<label>/...``, and is its own row of the table. ``{base: <label>, set: {...}}`` starts from another
+  variant (its method and settings, then these);
 * ``table``: ``metrics`` (metric names as in ``results.json``) and optionally ``tasks``;
 * ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours;
   a data name (e.g. ``cifar10_vgg16``) to take the figures filed under that name (a paper's features that a
@@ -30,13 +35,13 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-GRID_KEYS = {"description", "runs", "per_method", "variants", "table", "paper"}
+GRID_KEYS = {"description", "runs", "per_method", "per_data", "variants", "table", "paper"}
 
 
 def read_grid(path: str) -> Dict[str, Any]:
@@ -57,16 +62,30 @@ def read_grid(path: str) -> Dict[str, Any]:
         raise ValueError(f"{p}: 'runs' must be a mapping of run.py flags with at least 'method'")
     if not isinstance(table, dict) or not table.get("metrics"):
         raise ValueError(f"{p}: 'table' must name the 'metrics' to print")
-    per_method = grid.get("per_method") or {}
     methods = runs["method"] if isinstance(runs["method"], list) else [runs["method"]]
     check_variants(p, grid.get("variants"), methods)
-    for m, extra in per_method.items():
-        if m not in methods or not isinstance(extra, dict) or set(extra) - {"set"}:
-            raise ValueError(f"{p}: per_method.{m} must be a method of runs.method {methods} holding only 'set'")
+    datas = runs.get("data") if isinstance(runs.get("data"), list) else [runs.get("data")]
+    check_per_method(p, "per_method", grid.get("per_method"), methods, grid.get("variants") or {})
+    for name, extra in (grid.get("per_data") or {}).items():
+        if name not in datas or not isinstance(extra, dict) or set(extra) - {"set", "per_method"}:
+            raise ValueError(f"{p}: per_data.{name} must be one of runs.data {datas} holding 'set' and/or "
+                             "'per_method'")
+        check_per_method(p, f"per_data.{name}.per_method", extra.get("per_method"), methods,
+                         grid.get("variants") or {})
     for reserved in ("output", "resume", "sweep", "overwrite"):
         if reserved in runs:
             raise ValueError(f"{p}: runs.{reserved} is set by bench.py (use --output / --reuse)")
     return grid
+
+
+def check_per_method(path: Path, where: str, per_method: Any, labels: Sequence[str],
+                     variants: Dict[str, Any]) -> None:
+    """``{method: {set: {...}}}`` keyed by a label of ``runs.method`` or the registered method of a variant."""
+    allowed = list(labels) + sorted({resolve_variant(variants, v, path)["method"] for v in variants})
+    for name, extra in (per_method or {}).items():
+        if name not in allowed or not isinstance(extra, dict) or set(extra) - {"set"}:
+            raise ValueError(f"{path}: {where}.{name} must be one of runs.method {list(labels)} (or a variant's "
+                             "method) holding only 'set'")
 
 
 def check_variants(path: Path, variants: Any, labels: Sequence[str]) -> None:
@@ -85,12 +104,32 @@ def check_variants(path: Path, variants: Any, labels: Sequence[str]) -> None:
         if not RUN_NAME.fullmatch(str(label)) or label in registered:
             raise ValueError(f"{where}: a label is a folder name (letters, digits, _ . + -) that is not a method's "
                              "own name")
-        if not isinstance(spec, dict) or set(spec) - {"method", "set"} or spec.get("method") not in registered:
-            raise ValueError(f"{where} must hold 'method' (one of {sorted(registered)}) and optionally 'set'")
+        if (not isinstance(spec, dict) or set(spec) - {"method", "base", "set"}
+                or ("method" in spec) == ("base" in spec)
+                or spec.get("method", next(iter(registered))) not in registered):
+            raise ValueError(f"{where} must hold 'method' (one of {sorted(registered)}) or 'base' (another "
+                             "variant), and optionally 'set'")
         if not isinstance(spec.get("set") or {}, dict):
             raise ValueError(f"{where}.set must map --set keys to values")
         if label not in labels:
             raise ValueError(f"{where} is not listed in runs.method {list(labels)}")
+    for label in variants:
+        resolve_variant(variants, label, path)
+
+
+def resolve_variant(variants: Dict[str, Any], label: str, path: Any = "grid") -> Dict[str, Any]:
+    """``{method, set}`` of a variant, following ``base`` (the base's settings first)."""
+    chain: List[str] = []
+    while "base" in variants[label]:
+        chain.append(label)
+        label = variants[label]["base"]
+        if label not in variants or label in chain:
+            raise ValueError(f"{path}: variants.{chain[-1]}.base '{label}' is "
+                             f"{'not a variant' if label not in variants else 'a cycle: ' + ' -> '.join(chain)}")
+    merged: Dict[str, Any] = dict(variants[label].get("set") or {})
+    for name in reversed(chain):
+        merged.update(variants[name].get("set") or {})
+    return {"method": variants[label]["method"], "set": merged}
 
 
 def grid_points(runs: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -123,30 +162,54 @@ def point_argv(point: Dict[str, Any]) -> List[str]:
     return argv
 
 
-def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] = None, reuse: bool = False,
-             callbacks: Sequence = (), table_only: bool = False) -> List[Path]:
-    """Run every point (or reuse its finished run); the run folders, in grid order. ``table_only``: run
-    nothing, return the finished runs and say which points are missing."""
-    from lightning_hash.experiment import build_parser, default_output, main, resolve_config
+def point_settings(grid: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]:
+    """A grid point as ``run.py`` flags: a variant becomes its method plus ``name``, and the ``--set`` values of
+    ``per_data``, ``per_method`` and the variant are merged into ``set`` (later ones win: the dataset's, the
+    method's, the label's, the dataset's for the method, for the label, then the variant's own)."""
+    variants = grid.get("variants") or {}
+    per_method, per_data = grid.get("per_method") or {}, grid.get("per_data") or {}
+    label = point["method"]
+    spec = resolve_variant(variants, label) if label in variants else {"method": label, "set": {}}
+    data_entry = per_data.get(point.get("data")) or {}
+    extra: Dict[str, Any] = dict(data_entry.get("set") or {})
+    for table_ in (per_method, data_entry.get("per_method") or {}):
+        for key in dict.fromkeys((spec["method"], label)):   # the method's settings, then the label's
+            extra.update((table_.get(key) or {}).get("set") or {})
+    extra.update(spec["set"])
+    if label in variants:
+        point = {**point, "method": spec["method"], "name": label}
+    if extra:
+        point = {**point, "set": {**(point.get("set") or {}), **extra}}
+    return point
+
+
+def grid_runs(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] = None
+              ) -> List[Tuple[List[str], Path]]:
+    """``(run.py argv, run folder)`` of every point, in grid order. Each point's configuration is resolved as
+    ``run.py`` resolves it (:func:`lightning_hash.experiment.resolve_config`: unknown keys and wrong types are
+    errors), so a bad grid stops here, before any run starts."""
+    from lightning_hash.experiment import build_parser, default_output, resolve_config
 
     runs = dict(grid["runs"])
     if seeds is not None:
         runs["seed"] = list(seeds)
-    folders = []
-    per_method = grid.get("per_method") or {}
-    variants = grid.get("variants") or {}
+    out = []
     for point in grid_points(runs):
-        label = point["method"]
-        extra = dict((per_method.get(label) or {}).get("set") or {})
-        if label in variants:
-            extra.update(variants[label].get("set") or {})
-            point = {**point, "method": variants[label]["method"], "name": label}
-        if extra:
-            point = {**point, "set": {**(point.get("set") or {}), **extra}}
-        argv = point_argv(point)
+        argv = point_argv(point_settings(grid, point))
         args = build_parser().parse_args(argv)
         args.method, args.bits, args.seed = args.method[0], (args.bits or [None])[0], args.seed[0]
-        folder = default_output(resolve_config(args), str(output))
+        out.append((argv, default_output(resolve_config(args), str(output))))
+    return out
+
+
+def run_grid(grid: Dict[str, Any], output: Path, seeds: Optional[Sequence[int]] = None, reuse: bool = False,
+             callbacks: Sequence = (), table_only: bool = False) -> List[Path]:
+    """Run every point (or reuse its finished run); the run folders, in grid order. ``table_only``: run
+    nothing, return the finished runs and say which points are missing."""
+    from lightning_hash.experiment import main
+
+    folders = []
+    for argv, folder in grid_runs(grid, output, seeds):
         if table_only:
             if not (folder / "results.json").is_file():
                 print(f"[bench] not run yet: {folder}", flush=True)

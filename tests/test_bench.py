@@ -54,6 +54,15 @@ def test_grid_runs_through_run_py_and_prints_the_table(tmp_path):
     ("runs: {method: [x]}\nvariants: {x: {method: itq, sett: {}}}\ntable: {metrics: [mAP@all]}\n",
      "must hold 'method'"),
     ("runs: {method: [itq]}\nvariants: {x: {method: itq}}\ntable: {metrics: [mAP@all]}\n", "not listed in runs.method"),
+    ("runs: {method: itq}\nper_method: {lsh: {set: {}}}\ntable: {metrics: [mAP@all]}\n",
+     "per_method.lsh must be one of runs.method"),
+    ("runs: {method: itq, data: [digits]}\nper_data: {cub10: {set: {}}}\ntable: {metrics: [mAP@all]}\n",
+     "per_data.cub10 must be one of runs.data"),
+    ("runs: {method: itq, data: digits}\nper_data: {digits: {sett: {}}}\ntable: {metrics: [mAP@all]}\n",
+     "holding 'set' and/or 'per_method'"),
+    ("runs: {method: [x, y]}\nvariants: {x: {base: y}, y: {base: x}}\ntable: {metrics: [mAP@all]}\n", "a cycle"),
+    ("runs: {method: [x]}\nvariants: {x: {base: z}}\ntable: {metrics: [mAP@all]}\n", "'z' is not a variant"),
+    ("runs: {method: [x]}\nvariants: {x: {base: z, method: itq}}\ntable: {metrics: [mAP@all]}\n", "or 'base'"),
     ("runs: {method: [a/b]}\nvariants: {a/b: {method: itq}}\ntable: {metrics: [mAP@all]}\n", "folder name"),
 ])
 def test_bad_grid_files_are_clear_errors(tmp_path, content, message):
@@ -69,22 +78,25 @@ def test_a_variant_is_its_own_run_folder_and_table_row(tmp_path):
     path = tmp_path / "grid.yaml"
     path.write_text("""
 runs:
-  method: [lsh, lsh-k5]
+  method: [lsh, lsh-k5, lsh-k5-r1]
   bits: [8]
   logger: none
   no-progress-bar: true
   set: {method.eval_map_at: [10]}
 variants:
   lsh-k5: {method: lsh, set: {method.eval_map_at: [5]}}
+  lsh-k5-r1: {base: lsh-k5, set: {method.eval_radius: 1}}
 table:
   metrics: [mAP@all]
 """)
     grid = bench.read_grid(str(path))
     folders = bench.run_grid(grid, tmp_path / "runs")
     assert [f.relative_to(tmp_path / "runs").as_posix() for f in folders] == [
-        "lsh/digits/8bits/seed0", "lsh-k5/digits/8bits/seed0"]
+        "lsh/digits/8bits/seed0", "lsh-k5/digits/8bits/seed0", "lsh-k5-r1/digits/8bits/seed0"]
     import json
-    plain, variant = (json.loads((f / "results.json").read_text()) for f in folders)
+    plain, variant, based = (json.loads((f / "results.json").read_text()) for f in folders)
+    # a variant on a base: the base's settings, then its own
+    assert "test/mAP@5/image->image" in based["metrics"] and "test/P@r1/image->image" in based["metrics"]
     assert (plain["method"], plain["name"]) == ("lsh", "lsh")
     assert (variant["method"], variant["name"]) == ("lsh", "lsh-k5")
     assert "test/mAP@5/image->image" in variant["metrics"] and "test/mAP@10/image->image" in plain["metrics"]
@@ -95,12 +107,37 @@ table:
     assert "| lsh | 8 | 1 |" in text and "| lsh-k5 | 8 | 1 |" in text
 
 
-def test_shipped_grids_are_valid():
+def test_point_settings_merge_order():
+    """The dataset's settings, then the method's, the label's, the dataset's for the method and for the label,
+    then the variant's own (each later one wins); a variant runs as its method under its label."""
+    grid = {"variants": {"v": {"base": "w", "set": {"k6": "variant"}}, "w": {"method": "itq", "set": {"k7": "base"}}},
+            "per_method": {"itq": {"set": {"k1": "method", "k2": "method"}}, "v": {"set": {"k2": "label"}}},
+            "per_data": {"digits": {"set": {"k0": "data", "k1": "data"},
+                                    "per_method": {"itq": {"set": {"k3": "data-method", "k6": "data-method"}},
+                                                   "v": {"set": {"k4": "data-label"}}}}}}
+    point = bench.point_settings(grid, {"method": "v", "data": "digits", "bits": 8, "set": {"k9": "runs"}})
+    assert (point["method"], point["name"]) == ("itq", "v")
+    assert point["set"] == {"k9": "runs", "k0": "data", "k1": "method", "k2": "label", "k3": "data-method",
+                            "k6": "variant", "k4": "data-label", "k7": "base"}
+    plain = bench.point_settings(grid, {"method": "itq", "data": "cub10"})
+    assert plain == {"method": "itq", "data": "cub10", "set": {"k1": "method", "k2": "method"}}
+
+
+def test_shipped_grids_are_valid(tmp_path):
+    """Every point of every shipped grid resolves to a configuration run.py accepts (typed validation of the
+    method, data and trainer sections), so no shipped grid fails on a typo after its first runs."""
     grids = sorted((ROOT / "experiments" / "grids").glob("*.yaml"))
     assert grids
+    bundle = tmp_path / "features.npz"     # a grid that says 'data: REQUIRED' runs on a bundle the user makes
+    bundle.write_bytes(b"")
     for path in grids:
         grid = bench.read_grid(str(path))
-        assert bench.grid_points(grid["runs"])
+        if grid["runs"].get("data") == "REQUIRED":
+            grid["runs"]["data"] = str(bundle)
+        runs = bench.grid_runs(grid, tmp_path / path.stem)
+        assert runs, path
+        folders = [folder for _, folder in runs]
+        assert len(set(folders)) == len(folders), f"{path}: two points share a run folder"
 
 
 def test_the_one_file_of_paper_figures():

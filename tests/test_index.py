@@ -143,3 +143,30 @@ def test_retrieve_script_answers_queries_from_a_run(tmp_path, capsys):
                           "--task", "text->image"])
     assert near["task"] == "text->image" and all(d <= 4 for d in near["answers"][0]["distances"])
     assert "row ids" in capsys.readouterr().out
+
+
+def test_evaluate_checkpoint_retests_a_run_on_its_recorded_split(tmp_path, capsys):
+    """The best checkpoint, rebuilt from the run folder alone, gives the run's reported figures exactly; the last
+    checkpoint is the end-of-training model; a missing checkpoint is a clear error; the run is never rewritten."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from lightning_hash.experiment import main as run
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("evaluate_checkpoint", root / "experiments" / "evaluate_checkpoint.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    out = tmp_path / "run"
+    run(["--method", "agnet_noattr", "--data", "digits", "--bits", "16", "--max-epochs", "3", "--logger", "none",
+         "--no-progress-bar", "--output", str(out)])
+    before = (out / "results.json").read_text()
+    best, last = ev.main([str(out), "--checkpoint", "best"])[0], ev.main([str(out)])[0]
+    reported = json.loads(before)["metrics"]
+    assert {k: best["tested"][k] for k in reported} == pytest.approx(reported, abs=1e-6)
+    assert last["checkpoint"].endswith("last.ckpt") and "test/mAP@all/image->image" in last["tested"]
+    assert "| agnet_noattr | 16 | 0 | image->image |" in capsys.readouterr().out
+    assert (out / "results.json").read_text() == before
+    (out / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(FileNotFoundError, match="no 'last' checkpoint"):
+        ev.main([str(out)])

@@ -1,12 +1,12 @@
-"""Shared set-up of the benchmark scripts under ``experiments/``."""
+"""Shared set-up of the timing and diagnostic scripts under ``experiments/`` (benchmark tables are grids run by
+``experiments/bench.py`` through the one runner)."""
 from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
-from typing import Dict, Union
+from typing import Union
 
 
 def prepare_benchmark(output: Union[str, os.PathLike]) -> Path:
@@ -24,30 +24,3 @@ def prepare_benchmark(output: Union[str, os.PathLike]) -> Path:
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def fit_and_evaluate(model, datamodule, epochs: int, stage: str = "test") -> Dict[str, float]:
-    """Train ``model`` for ``epochs`` epochs (none for ``0``) on one CPU process and evaluate the last model.
-
-    No checkpoints, logger or validation during training (a benchmark cell tests the model it ends with); then
-    the ``stage`` figures (``"test"``: the unseen/test queries; ``"val"``: the validation queries, for model
-    selection). Returns the logged figures as floats plus ``seconds`` (training and evaluation wall time).
-    """
-    import pytorch_lightning as pl
-
-    if stage not in ("test", "val"):
-        raise ValueError(f"stage must be 'test' or 'val', got {stage!r}")
-    trainer = pl.Trainer(max_epochs=max(int(epochs), 1), logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, deterministic=True, accelerator="cpu", devices=1)
-    start = time.time()
-    if epochs:
-        trainer.fit(model, datamodule=datamodule)
-    if stage == "val":
-        trainer.limit_val_batches = 1.0
-        out = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-    else:
-        out = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    res = {k: float(v) for k, v in out.items()}
-    res["seconds"] = round(time.time() - start, 1)
-    return res

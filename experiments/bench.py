@@ -21,7 +21,9 @@ A grid file (YAML) holds:
   each variant runs as ``run.py --method <method> --name <label>`` with its ``set`` added, in
   ``<output>/<label>/...``, and is its own row of the table. ``{base: <label>, set: {...}}`` starts from another
   variant (its method and settings, then these);
-* ``table``: ``metrics`` (metric names as in ``results.json``) and optionally ``tasks``;
+* ``table``: ``metrics`` (metric names as in ``results.json``), optionally ``tasks`` and ``split`` (``test``, the
+  default, or ``val``: the validation figures of each run's chosen checkpoint, what a tuning grid compares; the
+  test figures of such a grid are not to be read for the choice);
 * ``paper``: ``true`` to put the papers' figures (``lightning_hash/paper_figures.yaml``) in brackets beside ours;
   a data name (e.g. ``cifar10_vgg16``) to take the figures filed under that name (a paper's features that a
   bundle stands in for) beside the runs on whatever data the grid ran.
@@ -62,6 +64,9 @@ def read_grid(path: str) -> Dict[str, Any]:
         raise ValueError(f"{p}: 'runs' must be a mapping of run.py flags with at least 'method'")
     if not isinstance(table, dict) or not table.get("metrics"):
         raise ValueError(f"{p}: 'table' must name the 'metrics' to print")
+    if set(table) - {"metrics", "tasks", "split"} or table.get("split", "test") not in ("test", "val"):
+        raise ValueError(f"{p}: 'table' holds 'metrics', optionally 'tasks' and 'split' (test, or val: the "
+                         f"validation figures of each run's chosen checkpoint, for tuning), got {table}")
     methods = runs["method"] if isinstance(runs["method"], list) else [runs["method"]]
     check_variants(p, grid.get("variants"), methods)
     datas = runs.get("data") if isinstance(runs.get("data"), list) else [runs.get("data")]
@@ -232,11 +237,13 @@ def table(grid: Dict[str, Any], folders: Sequence[Path]) -> str:
     if isinstance(grid.get("paper"), str):   # the figures filed under that data name, beside every run's data
         datas = {r["data"] for r in records}
         paper = {(m, d, me, t, b): v for (m, pd, me, t, b), v in paper.items() if pd == grid["paper"] for d in datas}
-    rows = compare.summarize(records, metrics=list(grid["table"]["metrics"]), paper=paper)
+    split = grid["table"].get("split", "test")
+    rows = compare.summarize(records, metrics=list(grid["table"]["metrics"]), split=split,
+                             paper=paper if split == "test" else None)
     tasks = grid["table"].get("tasks")
     if tasks:
         rows = [r for r in rows if r["task"] in tasks]
-    return compare.markdown(rows)
+    return compare.markdown(rows, split)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:

@@ -48,8 +48,10 @@ def _record_from_results(path: Path) -> Dict[str, Any]:
     missing = {"method", "data", "bits", "seed", "metrics"} - set(content)
     if missing:
         raise ValueError(f"{path}: not a run.py results.json (missing {sorted(missing)})")
+    # the test figures and the validation figures of the same (validation-chosen) checkpoint, for --split val
+    metrics = {**((content.get("model_selection") or {}).get("val_metrics") or {}), **content["metrics"]}
     return {"method": content.get("name") or content["method"], "data": content["data"],
-            "bits": int(content["bits"]), "seed": int(content["seed"]), "metrics": content["metrics"],
+            "bits": int(content["bits"]), "seed": int(content["seed"]), "metrics": metrics,
             "curves": content.get("curves") or {}, "source": str(path)}
 
 

@@ -570,6 +570,21 @@ def data_file_record(data_arg: str) -> Optional[Dict[str, Any]]:
     return record
 
 
+def selection_figures(trainer, model, dm, best: Optional[str]) -> Optional[Dict[str, float]]:
+    """Every validation figure (``val/<metric>/<task>``) of the checkpoint chosen on validation, evaluated once more
+    after the test (so the test figures cannot depend on it); ``None`` without a chosen checkpoint or validation
+    queries. These are what a setting is tuned on (``bench.py`` tables with ``split: val``): never the test queries.
+    """
+    if not best or not dm.eval_set_names("val"):
+        return None
+    loggers, trainer.loggers = trainer.loggers, []   # the training curves stay as they were logged
+    try:
+        out = trainer.validate(model, datamodule=dm, ckpt_path=best, verbose=False)
+    finally:
+        trainer.loggers = loggers
+    return {k: float(v) for k, v in (out[0] if out else {}).items()}
+
+
 def check_evaluation_sizes(model, dm, allow: bool = False) -> List[str]:
     """Refuse evaluation sets that cannot support the figures asked for, before training: a rank cut-off K
     (``mAP@K``, ``P@K``, ``R@K``) larger than a task's database, or a validation or test query set without
@@ -739,12 +754,14 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
         best = trainer.checkpoint_callback.best_model_path or None
         test_out = trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
+        val_metrics = selection_figures(trainer, model, dm, best)
     else:
         model.fit_once(dm)
         trainer.strategy.connect(model)          # a checkpoint of the fitted model, like a trained one
         best = str(output / "checkpoints" / "fitted.ckpt")
         trainer.save_checkpoint(best)
         test_out = trainer.test(model, datamodule=dm, verbose=False)
+        val_metrics = None
     elapsed = time.time() - start
 
     metrics = {k: float(v) for k, v in (test_out[0] if test_out else {}).items()}
@@ -759,7 +776,8 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         "model_selection": {"monitor": f"val/{model.select_metric}/mean",
                             "best_score": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None else None,
                             "best_checkpoint": best,
-                            "last_checkpoint": str(output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt") if model.requires_training else best},
+                            "last_checkpoint": str(output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt") if model.requires_training else best,
+                            "val_metrics": val_metrics},
         "curves": model.test_curves,
         "code_stats": model.test_code_stats,
         "warnings": degenerate,   # figures the evaluation sets could not support (--allow-degenerate)

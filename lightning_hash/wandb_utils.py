@@ -68,6 +68,8 @@ def log_final(logger, results: Dict[str, Any]) -> None:
     run = logger.experiment
     run.summary.update(results["metrics"])
     run.summary.update({"best_val_score": results["model_selection"]["best_score"]})
+    # the validation figures of the chosen checkpoint replace the last epoch's in the summary, as the test ones are
+    run.summary.update(results["model_selection"].get("val_metrics") or {})
     curves = results.get("curves") or {}
     if not curves:
         return

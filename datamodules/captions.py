@@ -28,7 +28,7 @@ Protocols (thesis section 4.5.2, following DVSH):
   2,200 queries and 5,000 training items drawn from the database (the rest of the gallery).
 
 No MS-COCO or IAPR TC-12 files are available in this environment; the readers and protocols are tested on
-small files written in the published layouts (``tests/test_captions.py``).
+small files written in the published layouts (``tests/datamodules/test_captions.py``).
 """
 from __future__ import annotations
 

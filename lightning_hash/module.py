@@ -141,7 +141,7 @@ class HashingModule(pl.LightningModule):
         steps only. The decision is Lightning's own (``should_update_logs`` of its logger connector, which its
         LearningRateMonitor and DeviceStatsMonitor read too): Lightning writes when ``(batches stepped + 1) % n
         == 0`` or the run is stopping, so a rule of our own (``global_step % n == 0`` was one) can miss every
-        written step. ``tests/test_logging.py`` checks the CSV rows of every trained method.
+        written step. ``tests/experiments/test_logging.py`` checks the CSV rows of every trained method.
         """
         trainer = self._trainer
         if trainer is None:

@@ -1,4 +1,4 @@
-"""Helpers shared by the end-to-end tests (pytest puts tests/ on sys.path, so test modules import this directly)."""
+"""Helpers shared by the end-to-end tests (tests/conftest.py puts tests/ on sys.path, so test modules import this directly)."""
 import json
 import warnings
 from pathlib import Path

@@ -148,3 +148,15 @@ def test_the_walker_sees_imports_inside_functions_and_relative_imports(tmp_path)
     assert "lightning_hash.nn.backbone" in graph["datamodules.readers.features"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert "lightning_hash.metrics._checks" not in graph["lightning_hash.metrics._products"]   # TYPE_CHECKING only
+
+
+def test_tests_are_laid_out_like_the_packages():
+    """``tests/<folder>/test_*.py`` tests the code in ``<folder>`` (a package or sub-package, or ``experiments``);
+    only the repository-wide checks (this file, packaging) sit in ``tests/`` itself."""
+    tests = ROOT / "tests"
+    for path in sorted(tests.rglob("test_*.py")):
+        folder = path.parent.relative_to(tests)
+        if folder == Path("."):
+            assert path.name in ("test_layout.py", "test_packaging.py"), f"{path}: move it beside the code it tests"
+        else:
+            assert (ROOT / folder).is_dir(), f"{path}: tests/{folder} names no folder of the repository"

@@ -11,7 +11,7 @@ Networks (Table II)
 
 Codes: image ``sign(A2H(V2A(x)))``, text ``sign(A2H(T2A(z)))``.
 
-Equations implemented (each a pure function below, tested against the equation in ``tests/test_agnet.py``)
+Equations implemented (each a pure function below, tested against the equation in ``tests/lightning_hash/methods/test_agnet.py``)
 --------------------------------------------------------------------------------------------------------
 * Eq. (1) :func:`attribute_bce`: ``L_att = -1/N sum_i [a_i^T log a^_i + (1 - a_i)^T log(1 - a^_i)]``.
 * Eq. (2) :func:`category_similarity_loss`: ``Theta_ij = 1/2 P_i^T Q_j``,

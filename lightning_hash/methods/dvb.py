@@ -20,7 +20,7 @@ PCA: k-means directly on the (normalised) inputs and ``l = d``. Each item's cent
 (:func:`assign_centres`). The PCA mean/components and the centres are module buffers, so ``last.ckpt``, a
 resumed run and ``load_from_checkpoint`` all hold them; a resumed run does not recompute them.
 
-Equations implemented (each a pure function below, tested in ``tests/test_dvb.py``)
+Equations implemented (each a pure function below, tested in ``tests/lightning_hash/methods/test_dvb.py``)
 -------------------------------------------------------------------------------
 * Eq. 3.6 / 3.7 reparameterisation (:func:`reparameterize`): ``z = mu + eps * sigma``, ``eps ~ N(0, eps_std^2)``.
 * KL of two diagonal Gaussians (:func:`gaussian_kl`), the first term of eq. 3.15:

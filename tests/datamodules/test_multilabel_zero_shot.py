@@ -21,7 +21,7 @@ from datamodules.split import Split
 from lightning_hash import methods
 from lightning_hash.experiment import main as run_main
 from run_helpers import fit_quietly
-from test_metrics_functional import ref_distance, ref_per_query, ref_relevance
+from metric_references import ref_distance, ref_per_query, ref_relevance
 
 NAMES = ["a", "b", "c", "d"]
 #: 12 items, 4 classes, 1-3 labels each (a = 0, b = 1, c = 2, d = 3)

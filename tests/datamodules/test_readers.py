@@ -26,7 +26,7 @@ from datamodules import readers as R
 
 def shared_data() -> Path:
     env = os.environ.get("LIGHTNING_HASH_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def real(sub: str) -> Path:

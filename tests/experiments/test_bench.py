@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import bench  # noqa: E402
@@ -53,6 +53,7 @@ def test_grid_runs_through_run_py_and_prints_the_table(tmp_path):
     ("runs: {method: [x]}\nvariants: {x: {method: nope}}\ntable: {metrics: [mAP@all]}\n", "must hold 'method'"),
     ("runs: {method: [x]}\nvariants: {x: {method: itq, sett: {}}}\ntable: {metrics: [mAP@all]}\n",
      "must hold 'method'"),
+    ("runs: {method: itq}\ntable: {metrics: [mAP@all], split: train}\n", "'split' \\(test, or val"),
     ("runs: {method: [itq]}\nvariants: {x: {method: itq}}\ntable: {metrics: [mAP@all]}\n", "not listed in runs.method"),
     ("runs: {method: itq}\nper_method: {lsh: {set: {}}}\ntable: {metrics: [mAP@all]}\n",
      "per_method.lsh must be one of runs.method"),
@@ -107,6 +108,26 @@ table:
     assert "| lsh | 8 | 1 |" in text and "| lsh-k5 | 8 | 1 |" in text
 
 
+def test_a_tuning_grid_prints_the_validation_figures_of_the_chosen_checkpoints(tmp_path):
+    path = tmp_path / "tune.yaml"
+    path.write_text("""
+runs:
+  method: [djsrh]
+  bits: [16]
+  max-epochs: 2
+  logger: none
+  no-progress-bar: true
+table: {metrics: [mAP@all], split: val}
+""")
+    grid = bench.read_grid(str(path))
+    folders = bench.run_grid(grid, tmp_path / "runs")
+    import json
+    selection = json.loads((folders[0] / "results.json").read_text())["model_selection"]
+    text = bench.table(grid, folders)
+    assert "val mAP@all" in text and "test mAP@all" not in text
+    assert f"{selection['val_metrics']['val/mAP@all/image->text']:.3f}" in text
+
+
 def test_point_settings_merge_order():
     """The dataset's settings, then the method's, the label's, the dataset's for the method and for the label,
     then the variant's own (each later one wins); a variant runs as its method under its label."""
@@ -146,6 +167,16 @@ def test_the_one_file_of_paper_figures():
     assert figures[("djsrh", "wiki", "mAP@50", "text->image", 128)] == 0.658        # DJSRH Table 1
     assert figures[("itq", "cifar10_gist", "mAP@all", "image->image", 16)] == 0.153  # thesis Table 3.2
     assert figures[("dvb", "cifar10_gist", "P@5000", "image->image", 64)] == 0.207
-    for script in ("bench_classic.py", "bench_dvb.py", "bench_djsrh_wiki.py"):   # no copies kept in scripts
-        text = (ROOT / "experiments" / script).read_text()
+    for script in sorted((ROOT / "experiments").glob("*.py")):   # no copies kept in scripts
+        text = script.read_text()
         assert "0.153" not in text and ".611" not in text and "0.165" not in text, script
+
+
+def test_benchmark_tables_go_through_the_one_runner():
+    """A figure table is a grid run by bench.py through run.py; the only scripts that build a Trainer of their own
+    are the two timing benchmarks (they time the Trainer itself) and evaluate_checkpoint.py (it re-tests a run's
+    checkpoint on the run's recorded split, writing nothing)."""
+    own = sorted(p.name for p in (ROOT / "experiments").glob("*.py") if "Trainer(" in p.read_text())
+    assert own == ["bench_overhead.py", "bench_tvdb.py", "evaluate_checkpoint.py"]
+    import lightning_hash.benchmarking as benchmarking
+    assert not hasattr(benchmarking, "fit_and_evaluate")

@@ -13,7 +13,7 @@ import torch
 from lightning_hash.experiment import main
 from run_helpers import Crash, assert_one_process_reproduces
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Small and fast: the test checks the harness, not DJSRH's best figures.
 FAST = ["--method", "djsrh", "--data", "digits", "--bits", "64", "--logger", "none", "--no-progress-bar",
         "--set", "method.image_hidden=256", "--set", "method.text_hidden=256",
@@ -34,7 +34,13 @@ def test_djsrh_trains_and_beats_random_codes(tmp_path):
     for key in ("method", "data", "bits", "seed", "metrics", "config", "split_file", "versions"):
         assert key in on_disk
     assert Path(on_disk["split_file"]).is_file()
-    assert Path(on_disk["model_selection"]["best_checkpoint"]).is_file()
+    selection = on_disk["model_selection"]
+    assert Path(selection["best_checkpoint"]).is_file()
+    # the chosen checkpoint, validated again after the test, gives the score it was chosen on; every val figure
+    # is recorded (what a tuning grid compares), none of them a test figure
+    assert selection["val_metrics"][selection["monitor"]] == pytest.approx(selection["best_score"], abs=1e-6)
+    assert {k.split("/")[0] for k in selection["val_metrics"]} == {"val"}
+    assert {"val/mAP@all/image->text", "val/mAP@all/text->image"} <= set(selection["val_metrics"])
     for task in ("image->text", "text->image"):
         for metric in ("mAP@all", "mAP@50", "P@100", "P@r2", "R@r2"):
             assert f"test/{metric}/{task}" in res["metrics"]

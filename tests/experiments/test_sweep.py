@@ -6,7 +6,7 @@ import pytest
 
 from lightning_hash.experiment import main, sweep_argv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RANDOM = ["--method", "random", "--data", "digits", "--logger", "none", "--no-progress-bar"]
 
 

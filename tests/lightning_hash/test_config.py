@@ -12,7 +12,7 @@ import yaml
 from lightning_hash.config import ConfigError, check_section, signature_parameters
 from lightning_hash.experiment import DEFAULT_CONFIG_DIR, build_parser, main, resolve_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TYPOS = [
     ("method.lr_imag=0.1", r"method\.lr_imag: unknown key for djsrh; did you mean method\.lr_image\?"),

@@ -13,7 +13,7 @@ from lightning_hash.experiment import build_datamodule, main
 from lightning_hash.metrics import functional as F
 from lightning_hash.methods import get
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_encode_dataset_and_trainer_predict_give_the_codes_the_run_scored(tmp_path):

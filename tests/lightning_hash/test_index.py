@@ -127,7 +127,7 @@ def test_retrieve_script_answers_queries_from_a_run(tmp_path, capsys):
     from pathlib import Path
 
     from lightning_hash.experiment import main as run
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("retrieve", root / "experiments" / "retrieve.py")
     retrieve = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(retrieve)
@@ -153,7 +153,7 @@ def test_evaluate_checkpoint_retests_a_run_on_its_recorded_split(tmp_path, capsy
     from pathlib import Path
 
     from lightning_hash.experiment import main as run
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("evaluate_checkpoint", root / "experiments" / "evaluate_checkpoint.py")
     ev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ev)

@@ -15,7 +15,7 @@ import torch
 from lightning_hash.experiment import main
 from lightning_hash.run_folder import AtomicCheckpointIO, RunFolderError, RunLock, atomic_torch_save
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--method", "djsrh", "--data", "digits", "--bits", "16", "--logger", "none", "--no-progress-bar",
         "--set", "method.image_hidden=64", "--set", "method.text_hidden=64", "--set", "trainer.limit_train_batches=4"]
 

@@ -13,8 +13,8 @@ import torch
 from lightning_hash.features import extract as X
 from lightning_hash.nn.backbone import BackbonePreprocess
 
-TINY = "test_resnet"    # timm's test network (as tests/test_backbone.py)
-ROOT = Path(__file__).resolve().parents[1]
+TINY = "test_resnet"    # timm's test network (as tests/lightning_hash/nn/test_backbone.py)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _images(n=10, seed=0):

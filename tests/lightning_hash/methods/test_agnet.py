@@ -263,7 +263,7 @@ def test_xlsa17_files_end_to_end(tmp_path):
 # ============================================================================ experiments/diagnose_agnet_ibir.py
 def _diagnose_module():
     import importlib.util
-    path = Path(__file__).resolve().parents[1] / "experiments" / "diagnose_agnet_ibir.py"
+    path = Path(__file__).resolve().parents[3] / "experiments" / "diagnose_agnet_ibir.py"
     spec = importlib.util.spec_from_file_location("diagnose_agnet_ibir", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

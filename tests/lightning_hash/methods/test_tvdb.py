@@ -25,7 +25,7 @@ from lightning_hash.methods.tvdb import (TVDB, BagOfWordsEncoder, PooledRegionEn
                                          tvdb_losses, update_image_codes, update_text_codes)
 from run_helpers import Crash, assert_one_process_reproduces
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--bits", "16", "--logger", "none", "--no-progress-bar", "--set", "method.lstm_hidden=16",
         "--set", "method.fc_hidden=32", "--set", "method.embed_dim=8", "--set", "method.filters=8",
         "--set", "trainer.limit_train_batches=4"]

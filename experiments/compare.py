@@ -170,12 +170,13 @@ def markdown(rows: Sequence[Dict[str, Any]], split: str = "test") -> str:
                 text += f" ({r['paper']:.3f})"
             cells[(r["method"], r["bits"])][r["task"]] = text
             seeds[(r["method"], r["bits"])] = r["n"]
-        out.append(f"**{data}, {split} {metric}** (mean ± std over seeds; the paper's figure in brackets)\n")
+        paper_note = "; the paper's figure in brackets" if any(r["paper"] is not None for r in items) else ""
+        out.append(f"**{data}, {split} {metric}** (mean ± std over seeds{paper_note})\n")
         out.append("| method | bits | seeds | " + " | ".join(tasks) + " |")
         out.append("|---|---|---|" + "---|" * len(tasks))
         for (method, bits), per_task in cells.items():
             out.append(f"| {method} | {bits} | {seeds[(method, bits)]} | "
-                       + " | ".join(per_task.get(t, "") for t in tasks) + " |")
+                       + " | ".join(per_task.get(t, "-") for t in tasks) + " |")   # no figure: "-", never blank
         out.append("")
     return "\n".join(out)
 

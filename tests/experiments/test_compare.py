@@ -93,7 +93,18 @@ def test_metric_choice_and_single_seed_has_no_std(sweep, tmp_path):
     assert {r["metric"] for r in res["rows"]} == {"P@100"}
     assert all(r["std"] is None and r["n"] == 1 for r in res["rows"])   # one run: no spread, not "± 0.000"
     assert " ± 0.000" not in compare.markdown(res["rows"])
+    assert "the paper's figure in brackets" not in compare.markdown(res["rows"])   # no --paper: no such promise
     assert res["images"] == []
+
+
+def test_a_task_without_a_figure_is_a_dash_not_a_blank_cell():
+    rows = [{"method": "a", "data": "d", "bits": 8, "task": "x->y", "metric": "mAP@all", "mean": 0.5, "std": None,
+             "n": 1, "seeds": [0], "paper": None},
+            {"method": "b", "data": "d", "bits": 8, "task": "z->y", "metric": "mAP@all", "mean": 0.25, "std": None,
+             "n": 1, "seeds": [0], "paper": 0.3}]
+    text = compare.markdown(rows)
+    assert "| a | 8 | 1 | 0.500 | - |" in text and "| b | 8 | 1 | - | 0.250 (0.300) |" in text
+    assert "the paper's figure in brackets" in text
 
 
 def test_duplicate_runs_are_an_error(sweep, tmp_path):

@@ -319,3 +319,50 @@ def test_bad_input_is_a_clear_error(tmp_path):
     dm.setup("fit")
     with pytest.raises(ValueError, match="num_centres"):
         _small_model(num_centres=40).prepare(dm)
+
+
+# ============================================================================ experiments/diagnose_dvb_objective.py
+def _objective_module():
+    import importlib.util
+    path = Path(__file__).resolve().parents[3] / "experiments" / "diagnose_dvb_objective.py"
+    spec = importlib.util.spec_from_file_location("diagnose_dvb_objective", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diagnosis_objective_matches_hand_computed_terms():
+    """H2 and H3 of sign codes against the printed sums, written out on a 3-item batch."""
+    mod = _objective_module()
+    codes = torch.tensor([[1., 1.], [1., -1.], [-1., -1.]])
+    A = torch.tensor([[1., .5, .1], [.5, 1., .2], [.1, .2, 1.]])
+    c = codes.numpy()
+    # H2 (batch scale): ||C^T C - 3 I||^2 / 3; C^T C = [[3, 1], [1, 3]] -> off-diagonals 1 and 1 -> 2 / 3
+    h2 = np.sum((c.T @ c - 3 * np.eye(2)) ** 2) / 3
+    assert h2 == pytest.approx(2 / 3)
+    # H3 = 1/2 sum_ij A_ij ||c_i - c_j||^2 = (.5 * 4 + .1 * 8 + .2 * 4) = 3.6
+    h3 = 0.5 * sum(float(A[i, j]) * np.sum((c[i] - c[j]) ** 2) for i in range(3) for j in range(3))
+    assert h3 == pytest.approx(3.6)
+    out = mod.code_objective(codes, A, a2=3.0, a3=30.0)
+    assert out["h2"] == pytest.approx(h2 / 3) and out["h3"] == pytest.approx(h3 / 3)
+    assert out["objective"] == pytest.approx(3.0 * h2 / 3 + 30.0 * h3 / 3)
+    with pytest.raises(ValueError, match="sign codes"):
+        mod.code_objective(torch.tensor([[0.5, 1.], [1., -1.], [-1., -1.]]), A, 1.0, 1.0)
+    # same-class share of the off-diagonal mass: items 0 and 2 share a class -> 2 * .1 / (2 * (.5 + .1 + .2))
+    assert mod.same_class_share(A, np.array([0, 1, 0])) == pytest.approx(.2 / 1.6)
+
+
+def test_diagnosis_runs_on_two_runs_of_one_split_and_refuses_two_splits(tmp_path):
+    mod = _objective_module()
+    common = ["--data", "digits", "--bits", "16", "--logger", "none", "--no-progress-bar"]
+    _run(FAST + ["--max-epochs", "1", "--output", str(tmp_path / "dvb")])
+    _run(["--method", "itq"] + common + ["--output", str(tmp_path / "itq")])
+    out = mod.diagnose(str(tmp_path / "dvb"), str(tmp_path / "itq"), batches=2, seed=0)
+    codes = out["codes"]
+    assert set(codes) == {"dvb", "itq", "random", "class oracle"} and codes["class oracle"]["test_mAP@all"] == 1.0
+    assert 0 < out["chance_same_class_share"] < out["same_class_affinity_share"] < 1   # digits' A carries classes
+    # the oracle's codes are constant within a class, so its H3 only counts pairs across classes: below random's
+    assert codes["class oracle"]["h3"] < codes["random"]["h3"]
+    _run(["--method", "itq"] + common + ["--seed", "1", "--output", str(tmp_path / "itq1")])
+    with pytest.raises(ValueError, match="not run on the same split"):
+        mod.diagnose(str(tmp_path / "dvb"), str(tmp_path / "itq1"), batches=2)

@@ -425,6 +425,12 @@ def build_trainer(args: argparse.Namespace, cfg: Dict[str, Any], output: Path, l
         **trainer_kwargs)
 
 
+def torch_cpu_threads() -> int:
+    """The intra-op thread count torch's CPU kernels use in this process (``OMP_NUM_THREADS``, ``torch.set_num_threads``)."""
+    import torch
+    return int(torch.get_num_threads())
+
+
 def library_versions() -> Dict[str, str]:
     import numpy, pytorch_lightning, torch, torchmetrics
     out = {"python": platform.python_version(), "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__,
@@ -784,7 +790,10 @@ def _run_in_folder(args: argparse.Namespace, callbacks: Sequence, fresh: Optiona
         "epochs_trained": trainer.current_epoch, "train_and_test_seconds": round(elapsed, 2),
         "split_file": str(output / SPLIT_FILE), "data_file": data_file, "config": cfg,
         "devices": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-                    "strategy": str(args.strategy), "world_size": trainer.world_size},
+                    "strategy": str(args.strategy), "world_size": trainer.world_size,
+                    # torch splits its CPU reductions by thread, so the last bits of a CPU run (and, through a
+                    # long training, its figures) depend on this count: part of what a figure traces to
+                    "cpu_threads": torch_cpu_threads()},
         "versions": library_versions(),
         "command": " ".join([Path(sys.argv[0]).name] + list(sys.argv[1:])),
     }

@@ -176,3 +176,19 @@ def test_final_table_marks_missing_cells_instead_of_printing_nan():
     lines = text.splitlines()
     assert "nan" not in text.lower()
     assert lines[1].split() == ["image", "0.2500", "-"] and lines[2].split() == ["image->image", "-", "0.5000"]
+
+
+def test_results_record_the_cpu_thread_count(tmp_path):
+    """torch's CPU reductions split by thread, so a figure traces to the thread count: results.json records the
+    count the run used (not the machine's core count)."""
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            res = main(["--method", "itq", "--data", "digits", "--bits", "8", "--logger", "none", "--no-progress-bar",
+                        "--set", "data.modalities=[image]", "--output", str(tmp_path / f"t{threads}")])
+            assert res["devices"]["cpu_threads"] == threads
+            saved = json.loads((tmp_path / f"t{threads}" / "results.json").read_text())
+            assert saved["devices"]["cpu_threads"] == threads
+    finally:
+        torch.set_num_threads(previous)

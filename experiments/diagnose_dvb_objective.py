@@ -19,7 +19,7 @@ eq. 3.15 says about a set of codes. The code sets: the DVB run's (its validation
 the ITQ run's, random codes (+-1 per item and bit, seeded) and class-oracle codes (one seeded random code per
 class: mAP@all 1 by construction). Also printed: the share of the off-diagonal affinity mass that lies on
 same-class pairs (the labels never enter training; this says how much class structure ``A`` carries) and each
-run's test mAP@all. Nothing is written into the runs.
+run's test mAP@all (``--t``: the share at other bandwidths too). Nothing is written into the runs.
 """
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def _class_indices(labels: np.ndarray) -> np.ndarray:
     return labels.argmax(axis=1)
 
 
-def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0) -> Dict[str, Any]:
+def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0,
+             other_t: Sequence[float] = ()) -> Dict[str, Any]:
     from lightning_hash.encoding import encode_dataset
     from lightning_hash.methods.dvb import batch_affinity
     from retrieve import load_run
@@ -110,10 +111,13 @@ def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0) -> Di
             "class oracle": oracle_book[classes]}
     scores: Dict[str, List[Dict[str, float]]] = {k: [] for k in sets}
     shares = []
+    other: Dict[float, List[float]] = {float(t): [] for t in other_t}
     for b in range(batches):
         sl = slice(b * size, (b + 1) * size)
         A = batch_affinity(raw[sl], float(hp.t), hp.t_scale)
         shares.append(same_class_share(A, classes[sl]))
+        for t in other:
+            other[t].append(same_class_share(batch_affinity(raw[sl], t, hp.t_scale), classes[sl]))
         for name, codes in sets.items():
             scores[name].append(code_objective(torch.as_tensor(codes[sl]), A, a2, a3, hp.h2_scale))
     task = next(k for k in dvb_results["metrics"] if k.startswith("test/mAP@all/"))
@@ -121,7 +125,9 @@ def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0) -> Di
            "class oracle": 1.0}
     return {"dvb_run": dvb_run, "itq_run": itq_run, "bits": bits, "batches": batches, "batch_size": size,
             "seed": seed, "a2": a2, "a3": a3, "t": float(hp.t), "t_scale": hp.t_scale,
-            "same_class_affinity_share": float(np.mean(shares)), "chance_same_class_share":
+            "same_class_affinity_share": float(np.mean(shares)),
+            "same_class_share_at_t": {str(t): float(np.mean(v)) for t, v in other.items()},
+            "chance_same_class_share":
             float(np.mean([(np.bincount(classes[b * size:(b + 1) * size]) ** 2).sum() - size for b in range(batches)])
                   / (size * (size - 1))),
             "codes": {name: {**{k: float(np.mean([s[k] for s in v])) for k in ("h2", "h3", "objective")},
@@ -134,15 +140,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     p.add_argument("itq_run", help="an itq run folder on the same split")
     p.add_argument("--batches", type=int, default=40, help="training batches to score (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seeds the batches, random and oracle codes")
+    p.add_argument("--t", type=float, nargs="+", default=[],
+                   help="also report the same-class share of the affinity at these bandwidths (the run's t_scale)")
     p.add_argument("--json", default=None, help="write the figures to this file (not into the runs)")
     args = p.parse_args(argv)
     if args.batches < 1:
         p.error("--batches must be >= 1")
+    if any(not t > 0 for t in args.t):
+        p.error("--t values must be positive")
     warnings.filterwarnings("ignore")
-    out = diagnose(args.dvb_run, args.itq_run, args.batches, args.seed)
+    out = diagnose(args.dvb_run, args.itq_run, args.batches, args.seed, args.t)
     print(f"{out['bits']} bits, {out['batches']} training batches of {out['batch_size']} (seed {out['seed']}); "
           f"a2 = {out['a2']:g}, a3 = {out['a3']:g}, t = {out['t']:g} ({out['t_scale']}); same-class share of the "
           f"affinity {out['same_class_affinity_share']:.3f} (chance {out['chance_same_class_share']:.3f})")
+    for t, share in out["same_class_share_at_t"].items():
+        print(f"  same-class share of the affinity at t = {float(t):g}: {share:.3f}")
     print("| codes | test mAP@all | H2 / N_B | H3 / N_B | a2 H2 + a3 H3 |")
     print("|---|---|---|---|---|")
     for name, c in out["codes"].items():

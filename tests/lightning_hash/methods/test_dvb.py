@@ -357,10 +357,14 @@ def test_diagnosis_runs_on_two_runs_of_one_split_and_refuses_two_splits(tmp_path
     common = ["--data", "digits", "--bits", "16", "--logger", "none", "--no-progress-bar"]
     _run(FAST + ["--max-epochs", "1", "--output", str(tmp_path / "dvb")])
     _run(["--method", "itq"] + common + ["--output", str(tmp_path / "itq")])
-    out = mod.diagnose(str(tmp_path / "dvb"), str(tmp_path / "itq"), batches=2, seed=0)
+    out = mod.diagnose(str(tmp_path / "dvb"), str(tmp_path / "itq"), batches=2, seed=0, other_t=[0.01, 10.0])
     codes = out["codes"]
     assert set(codes) == {"dvb", "itq", "random", "class oracle"} and codes["class oracle"]["test_mAP@all"] == 1.0
     assert 0 < out["chance_same_class_share"] < out["same_class_affinity_share"] < 1   # digits' A carries classes
+    # a wider bandwidth flattens A towards uniform weights (the chance share), a narrower one keeps near neighbours
+    at = out["same_class_share_at_t"]
+    assert out["chance_same_class_share"] < at["10.0"] < out["same_class_affinity_share"] < at["0.01"]
+    assert at["10.0"] - out["chance_same_class_share"] < 0.1
     # the oracle's codes are constant within a class, so its H3 only counts pairs across classes: below random's
     assert codes["class oracle"]["h3"] < codes["random"]["h3"]
     _run(["--method", "itq"] + common + ["--seed", "1", "--output", str(tmp_path / "itq1")])

@@ -43,3 +43,14 @@ def assert_one_process_reproduces(run_dir: Path, method_cls) -> dict:
     for key, value in single.items():
         assert value == pytest.approx(results["metrics"][key], abs=1e-6), key
     return results
+
+
+def load_experiment_script(name: str):
+    """A script of ``experiments/`` (e.g. ``"diagnose_agnet_ibir"``) imported as a module, for testing its pure
+    functions; the scripts are not a package."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,16 +1,15 @@
 """experiments/compare.py on synthetic results.json files and an offline W&B run: mean/std against numpy, outputs."""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from run_helpers import load_experiment_script
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("compare", ROOT / "experiments" / "compare.py")
-compare = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare)
+compare = load_experiment_script("compare")
 
 TASKS = ("image->text", "text->image")
 

@@ -123,14 +123,9 @@ def test_load_rejects_other_files(tmp_path):
 
 
 def test_retrieve_script_answers_queries_from_a_run(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
     from lightning_hash.experiment import main as run
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("retrieve", root / "experiments" / "retrieve.py")
-    retrieve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(retrieve)
+    from run_helpers import load_experiment_script
+    retrieve = load_experiment_script("retrieve")
     run(["--method", "random", "--data", "digits", "--bits", "16", "--logger", "none", "--no-progress-bar",
          "--output", str(tmp_path / "run")])
     out = retrieve.main([str(tmp_path / "run"), "--n-queries", "3", "--k", "5", "--save-index",
@@ -148,15 +143,11 @@ def test_retrieve_script_answers_queries_from_a_run(tmp_path, capsys):
 def test_evaluate_checkpoint_retests_a_run_on_its_recorded_split(tmp_path, capsys):
     """The best checkpoint, rebuilt from the run folder alone, gives the run's reported figures exactly; the last
     checkpoint is the end-of-training model; a missing checkpoint is a clear error; the run is never rewritten."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from lightning_hash.experiment import main as run
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("evaluate_checkpoint", root / "experiments" / "evaluate_checkpoint.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    from run_helpers import load_experiment_script
+    ev = load_experiment_script("evaluate_checkpoint")
     out = tmp_path / "run"
     run(["--method", "agnet_noattr", "--data", "digits", "--bits", "16", "--max-epochs", "3", "--logger", "none",
          "--no-progress-bar", "--output", str(out)])

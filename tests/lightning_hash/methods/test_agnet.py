@@ -20,7 +20,7 @@ from lightning_hash.experiment import main as run_main
 from lightning_hash.methods.agnet import (AgNet, a2h_loss, attribute_bce, attribute_similarity,
                                           attribute_similarity_loss, attribute_targets, category_similarity,
                                           category_similarity_loss, positive_error_distance, regularization_loss)
-from run_helpers import fit_quietly
+from run_helpers import fit_quietly, load_experiment_script
 
 sig = lambda x: 1.0 / (1.0 + math.exp(-x))
 
@@ -262,12 +262,7 @@ def test_xlsa17_files_end_to_end(tmp_path):
 
 # ============================================================================ experiments/diagnose_agnet_ibir.py
 def _diagnose_module():
-    import importlib.util
-    path = Path(__file__).resolve().parents[3] / "experiments" / "diagnose_agnet_ibir.py"
-    spec = importlib.util.spec_from_file_location("diagnose_agnet_ibir", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("diagnose_agnet_ibir")
 
 
 def test_diagnosis_cosine_map_matches_hand_computed_average_precision():

@@ -21,7 +21,7 @@ from lightning_hash.methods import dvb as dvb_module
 from lightning_hash.methods.dvb import (DVB, ablation_weights, assign_centres, batch_affinity, centre_loss,
                                         decorrelation_loss, dvb_loss, gaussian_kl, item_noise, laplacian, pca_fit,
                                         pseudo_centres, quantization_loss, reparameterize, similarity_loss)
-from run_helpers import Crash
+from run_helpers import Crash, load_experiment_script
 
 
 # ============================================================================================== loss terms
@@ -323,12 +323,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 # ============================================================================ experiments/diagnose_dvb_objective.py
 def _objective_module():
-    import importlib.util
-    path = Path(__file__).resolve().parents[3] / "experiments" / "diagnose_dvb_objective.py"
-    spec = importlib.util.spec_from_file_location("diagnose_dvb_objective", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("diagnose_dvb_objective")
 
 
 def test_diagnosis_objective_matches_hand_computed_terms():

@@ -63,6 +63,12 @@ def same_class_share(A: torch.Tensor, labels: np.ndarray) -> float:
     return float(A[off & same].sum()) / total
 
 
+def chance_same_class_share(labels: np.ndarray) -> float:
+    """Share of the off-diagonal pairs with the same class, i.e. ``same_class_share`` of a uniform affinity."""
+    n = len(labels)
+    return float((np.bincount(labels) ** 2).sum() - n) / (n * (n - 1))
+
+
 def _class_indices(labels: np.ndarray) -> np.ndarray:
     if labels.ndim == 1:
         return labels.astype(np.int64)
@@ -78,9 +84,9 @@ def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0,
     from retrieve import load_run
 
     dvb_results, dvb, dm = load_run(dvb_run)
-    itq_results, itq, itq_dm = load_run(itq_run)
     if dvb_results["method"] != "dvb":
         raise ValueError(f"{dvb_run}: a dvb run is expected, this is {dvb_results['method']!r}")
+    itq_results, itq, itq_dm = load_run(itq_run)
     splits = [json.loads(Path(r["split_file"]).read_text()) for r in (dvb_results, itq_results)]
     if splits[0] != splits[1]:
         raise ValueError(f"{dvb_run} and {itq_run} were not run on the same split: their split files "
@@ -110,12 +116,13 @@ def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0,
             "random": np.where(gen.rand(len(positions), bits) < 0.5, -1.0, 1.0),
             "class oracle": oracle_book[classes]}
     scores: Dict[str, List[Dict[str, float]]] = {k: [] for k in sets}
-    shares = []
+    shares, chance = [], []
     other: Dict[float, List[float]] = {float(t): [] for t in other_t}
     for b in range(batches):
         sl = slice(b * size, (b + 1) * size)
         A = batch_affinity(raw[sl], float(hp.t), hp.t_scale)
         shares.append(same_class_share(A, classes[sl]))
+        chance.append(chance_same_class_share(classes[sl]))
         for t in other:
             other[t].append(same_class_share(batch_affinity(raw[sl], t, hp.t_scale), classes[sl]))
         for name, codes in sets.items():
@@ -127,9 +134,7 @@ def diagnose(dvb_run: str, itq_run: str, batches: int = 40, seed: int = 0,
             "seed": seed, "a2": a2, "a3": a3, "t": float(hp.t), "t_scale": hp.t_scale,
             "same_class_affinity_share": float(np.mean(shares)),
             "same_class_share_at_t": {str(t): float(np.mean(v)) for t, v in other.items()},
-            "chance_same_class_share":
-            float(np.mean([(np.bincount(classes[b * size:(b + 1) * size]) ** 2).sum() - size for b in range(batches)])
-                  / (size * (size - 1))),
+            "chance_same_class_share": float(np.mean(chance)),
             "codes": {name: {**{k: float(np.mean([s[k] for s in v])) for k in ("h2", "h3", "objective")},
                              "test_mAP@all": mAP[name]} for name, v in scores.items()}}
 

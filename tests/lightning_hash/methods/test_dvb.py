@@ -345,6 +345,10 @@ def test_diagnosis_objective_matches_hand_computed_terms():
         mod.code_objective(torch.tensor([[0.5, 1.], [1., -1.], [-1., -1.]]), A, 1.0, 1.0)
     # same-class share of the off-diagonal mass: items 0 and 2 share a class -> 2 * .1 / (2 * (.5 + .1 + .2))
     assert mod.same_class_share(A, np.array([0, 1, 0])) == pytest.approx(.2 / 1.6)
+    # chance: 2 of the 6 ordered off-diagonal pairs share a class, the share of a uniform affinity
+    assert mod.chance_same_class_share(np.array([0, 1, 0])) == pytest.approx(1 / 3)
+    uniform = mod.same_class_share(torch.ones(3, 3), np.array([0, 1, 0]))
+    assert mod.chance_same_class_share(np.array([0, 1, 0])) == pytest.approx(uniform)
 
 
 def test_diagnosis_runs_on_two_runs_of_one_split_and_refuses_two_splits(tmp_path):
